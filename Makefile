@@ -1,0 +1,121 @@
+# pep: one Makefile for every program. `make` builds, `make check` runs
+# every test (unit, end-to-end, ASan+UBSan, brief fuzzing), `make demo`
+# bakes a demo image, `make bench` runs the benchmarks, `make fuzz` fuzzes
+# for longer.
+
+CC	?= cc
+BUILD	?= build
+SAN	?=
+PKG_CONFIG ?= pkg-config
+
+WARN	= -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	  -Wmissing-prototypes -Wmissing-declarations -Wpointer-arith \
+	  -Wformat=2 -Wno-format-nonliteral -Wvla
+CFLAGS	?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
+ifeq ($(SAN),1)
+CFLAGS	= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=undefined
+LDFLAGS	+= -fsanitize=address,undefined
+endif
+
+BAKE_PKGS = ext2fs com_err fdisk libcjson zlib
+BAKE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(BAKE_PKGS) 2>/dev/null)
+BAKE_LIBS := $(shell $(PKG_CONFIG) --libs $(BAKE_PKGS) 2>/dev/null)
+
+ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(CPPFLAGS) $(BAKE_CFLAGS)
+
+COMMON_SRC = common/err.c common/log.c common/progress.c
+BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
+	bake/out.c bake/convert.c bake/layout.c bake/ext4fs.c \
+	bake/edit_console.c bake/edit_nocloud.c bake/bake.c bake/report.c
+BAKE_MAIN = bake/pep-bake.c
+
+COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/%.o)
+BAKE_LIB_OBJ = $(BAKE_LIB_SRC:%.c=$(BUILD)/%.o)
+BAKE_LIB = $(BUILD)/libbake.a
+
+UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+TOOL_SRC = $(wildcard tests/tools/*.c)
+TOOL_BIN = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/%)
+
+PROGS = $(BUILD)/pep-bake
+
+.PHONY: all deps check check-fast check-asan fuzz fuzz-brief bench demo \
+	clean install
+all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN)
+
+deps:
+	@sh ci/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BAKE_LIB): $(BAKE_LIB_OBJ) $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/pep-bake: $(BUILD)/bake/pep-bake.o $(BAKE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(BAKE_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BAKE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BAKE_LIB) $(LDFLAGS) $(BAKE_LIBS)
+
+$(BUILD)/%: tests/tools/%.c $(BAKE_LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BAKE_LIB) $(LDFLAGS) $(BAKE_LIBS)
+
+# --- tests ----------------------------------------------------------
+# check: everything, from a fresh machine (installs what is missing).
+check: deps
+	$(MAKE) all
+	$(MAKE) BUILD=build-asan SAN=1 all
+	$(MAKE) fuzz-brief
+	sh tests/run.sh
+
+check-fast: all
+	PEP_NO_ASAN=1 PEP_NO_FUZZ=1 sh tests/run.sh
+
+# --- fuzzing (clang libFuzzer) ----------------------------------------
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined \
+	$(CPPFLAGS) $(BAKE_CFLAGS)
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+
+build-fuzz/%: tests/fuzz/%.c $(BAKE_LIB_SRC) $(COMMON_SRC) bake/bake.h
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(BAKE_LIB_SRC) $(COMMON_SRC) \
+		$(BAKE_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# A short run of every target (part of make check).
+fuzz-brief: $(FUZZ_BIN)
+	sh tests/fuzz/run.sh $${PEP_FUZZ_SECONDS:-20}
+
+# A longer run: make fuzz PEP_FUZZ_SECONDS=600
+fuzz: $(FUZZ_BIN)
+	sh tests/fuzz/run.sh $${PEP_FUZZ_SECONDS:-300}
+
+bench: all
+	sh tests/bench/bench-bake.sh
+
+demo: deps
+	$(MAKE) all
+	sh tests/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 bake/pep-bake.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+PREFIX ?= /usr/local
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

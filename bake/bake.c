@@ -1,0 +1,422 @@
+/*
+ * The bake pipeline: open the input by content, convert it into a sparse
+ * raw output under a temporary name, grow the disk and its root partition,
+ * edit the root filesystem through libext2fs, and only then give the
+ * output its name.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bake.h"
+
+#define BAKE_DEFAULT_SIZE (2ULL << 30)
+
+struct bake {
+	const struct bake_opts *o;
+	struct bake_report *r;
+	struct img *im;
+	struct out out;
+	struct ext4 *fs;
+	uint64_t target;
+	char label[512];	/* "<output> partition N", for messages */
+};
+
+static const struct console_target {
+	const char *path;
+	enum console_file kind;
+} console_targets[] = {
+	{ "/boot/grub/grub.cfg", CONSOLE_GRUB_CFG },
+	{ "/etc/default/grub", CONSOLE_DEFAULT_GRUB },
+	{ "/boot/extlinux.conf", CONSOLE_EXTLINUX },
+	{ "/etc/update-extlinux.conf", CONSOLE_UPDATE_EXTLINUX },
+};
+
+static void
+bake_warn(struct bake_report *r, const char *fmt, const char *arg)
+{
+	if (r->nwarnings == sizeof(r->warnings) / sizeof(r->warnings[0]))
+		return;
+	snprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]), fmt,
+	    arg);
+}
+
+static void
+bake_edit(struct bake_report *r, const char *path, const char *action)
+{
+	struct bake_edit *ed;
+
+	if (r->nedits == BAKE_MAXEDITS)
+		return;
+	ed = &r->edits[r->nedits++];
+	snprintf(ed->path, sizeof(ed->path), "%s", path);
+	snprintf(ed->action, sizeof(ed->action), "%s", action);
+}
+
+/* Refuse -o naming the input itself (the rename would replace it). */
+static int
+bake_check_output(const struct bake_opts *o, struct pep_err *e)
+{
+	struct stat si, so;
+
+	if (stat(o->output, &so) < 0)
+		return 0;
+	if (S_ISDIR(so.st_mode))
+		return pep_errf(e, EISDIR, "%s: is a directory", o->output);
+	if (stat(o->input, &si) == 0 && si.st_dev == so.st_dev &&
+	    si.st_ino == so.st_ino)
+		return pep_errf(e, PEP_EUSAGE, "%s: output is the input file "
+		    "(the input is never modified)", o->output);
+	return 0;
+}
+
+static int
+bake_target_size(struct bake *b, struct pep_err *e)
+{
+	const struct bake_opts *o = b->o;
+	uint64_t vs = b->im->virtual_size;
+
+	if (!o->size_set) {
+		b->target = vs > BAKE_DEFAULT_SIZE ? vs : BAKE_DEFAULT_SIZE;
+		return 0;
+	}
+	if (o->size < vs)
+		return pep_errf(e, PEP_EUSAGE, "%s: refusing to shrink: "
+		    "--size %llu is smaller than the disk (%llu bytes)",
+		    o->input, (unsigned long long)o->size,
+		    (unsigned long long)vs);
+	if (o->size % 512 != 0)
+		return pep_errf(e, PEP_EUSAGE, "--size %llu is not a "
+		    "multiple of 512 bytes", (unsigned long long)o->size);
+	b->target = o->size;
+	return 0;
+}
+
+/* 1 if the ext4 at off is an OS root (has alpine-release/os-release). */
+static int
+bake_is_root(struct bake *b, uint64_t off, int *alpine)
+{
+	struct ext4 *x = NULL;
+	int found = 0;
+
+	*alpine = 0;
+	if (!ext4_probe(b->out.fd, off))
+		return 0;
+	if (ext4_open(&x, b->out.fdpath, b->o->output, off, 0, 1, NULL) < 0)
+		return 0;
+	if (ext4_exists(x, "/etc/alpine-release") == 1)
+		found = *alpine = 1;
+	else if (ext4_exists(x, "/etc/os-release") == 1)
+		found = 1;
+	ext4_close(x, NULL);
+	return found;
+}
+
+static int
+bake_find_root(struct bake *b, struct pep_err *e)
+{
+	struct bake_report *r = b->r;
+	const struct part_info *p;
+	size_t i;
+	int alpine, best = 0;
+
+	for (i = 0; i < r->before.nparts; i++) {
+		p = &r->before.parts[i];
+		if (b->o->root_part && p->partno != b->o->root_part)
+			continue;
+		if (!bake_is_root(b, p->start, &alpine) && !b->o->root_part)
+			continue;
+		if (best == 0 || alpine) {
+			best = p->partno;
+			r->root_offset = p->start;
+		}
+		if (alpine)
+			break;
+	}
+	if (b->o->root_part && best == 0)
+		return pep_errf(e, PEP_ENOTFOUND, "%s: no partition %d",
+		    b->o->input, b->o->root_part);
+	if (best == 0)
+		return pep_errf(e, PEP_ENOTFOUND, "%s: no partition holds an "
+		    "ext2/3/4 filesystem with /etc/alpine-release or "
+		    "/etc/os-release (use --root-partition N)", b->o->input);
+	if (!ext4_probe(b->out.fd, r->root_offset))
+		return pep_errf(e, PEP_EFORMAT, "%s: partition %d holds no "
+		    "ext2/3/4 filesystem", b->o->input, best);
+	r->root_part = best;
+	return 0;
+}
+
+static int
+bake_layout(struct bake *b, struct pep_err *e)
+{
+	struct bake_report *r = b->r;
+	uint64_t old = b->im->virtual_size;
+	int rc;
+
+	if (ext4_probe(b->out.fd, 0)) {
+		r->before.kind = r->after.kind = LAYOUT_NONE;
+		r->before.sector_size = r->after.sector_size = 512;
+		r->root_part = 0;
+		r->root_offset = 0;
+	} else {
+		rc = layout_read(b->out.fd, b->o->input, &r->before, e);
+		if (rc < 0)
+			return rc;
+		if (r->before.kind == LAYOUT_NONE)
+			return pep_errf(e, PEP_EFORMAT, "%s: no partition "
+			    "table and no ext2/3/4 filesystem on the disk",
+			    b->o->input);
+		rc = bake_find_root(b, e);
+		if (rc < 0)
+			return rc;
+	}
+	if (ftruncate(b->out.fd, (off_t)b->target) < 0)
+		return pep_errf(e, errno, "%s: cannot extend to %llu bytes: "
+		    "%s", b->o->output, (unsigned long long)b->target,
+		    strerror(errno));
+	r->output_size = b->target;
+	if (r->before.kind == LAYOUT_NONE || b->target == old) {
+		if (r->before.kind != LAYOUT_NONE)
+			return layout_read(b->out.fd, b->o->output,
+			    &r->after, e);
+		return 0;
+	}
+	return layout_grow(b->out.fd, b->o->output, old, r->root_part,
+	    &r->after, e);
+}
+
+static uint32_t
+le32_at(int fd, uint64_t off)
+{
+	uint8_t p[4] = { 0 };
+
+	if (pread(fd, p, sizeof(p), (off_t)off) != (ssize_t)sizeof(p))
+		return 0;
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/* --epoch, else $SOURCE_DATE_EPOCH (parsed by main), else the input
+ * root filesystem's last write time: same inputs, same bytes. */
+static time_t
+bake_epoch(struct bake *b)
+{
+	uint32_t t;
+
+	if (b->o->epoch > 0)
+		return b->o->epoch;
+	t = le32_at(b->out.fd, b->r->root_offset + 1024 + 48);	/* wtime */
+	if (t == 0)
+		t = le32_at(b->out.fd, b->r->root_offset + 1024 + 264);
+	return t != 0 ? (time_t)t : 1;
+}
+
+static int
+bake_write(struct bake *b, const char *path, const char *buf, size_t len,
+    const char *action, struct pep_err *e)
+{
+	int rc = ext4_write_file(b->fs, path, buf, len, e);
+
+	if (rc == 0)
+		bake_edit(b->r, path, action);
+	return rc;
+}
+
+static int
+bake_console_one(struct bake *b, const struct console_target *t,
+    struct pep_err *e)
+{
+	char *in = NULL, *outb = NULL;
+	size_t inlen = 0, outlen = 0;
+	int rc, changed = 0;
+
+	rc = ext4_read_file(b->fs, t->path, &in, &inlen, e);
+	if (rc < 0)
+		goto out;
+	rc = console_rewrite(t->kind, in, inlen, b->o->consoles,
+	    b->o->nconsoles, &outb, &outlen, &changed, e);
+	if (rc < 0)
+		goto out;
+	if (changed)
+		rc = bake_write(b, t->path, outb, outlen, "patched", e);
+	else
+		bake_edit(b->r, t->path, "unchanged");
+out:
+	free(in);
+	free(outb);
+	return rc;
+}
+
+static int
+bake_consoles(struct bake *b, struct pep_err *e)
+{
+	size_t i, seen = 0;
+	int rc;
+
+	for (i = 0; i < sizeof(console_targets) / sizeof(console_targets[0]);
+	    i++) {
+		if (ext4_exists(b->fs, console_targets[i].path) != 1)
+			continue;
+		seen++;
+		rc = bake_console_one(b, &console_targets[i], e);
+		if (rc < 0)
+			return rc;
+	}
+	if (seen == 0)
+		bake_warn(b->r, "%s: no bootloader configuration found "
+		    "(looked for /boot/grub/grub.cfg, /etc/default/grub, "
+		    "/boot/extlinux.conf, /etc/update-extlinux.conf); "
+		    "console not set", b->o->input);
+	return 0;
+}
+
+static int
+bake_cloudinit(struct bake *b, struct pep_err *e)
+{
+	char *cur = NULL;
+	size_t len = 0;
+	int rc, had;
+
+	rc = ext4_mkdir_p(b->fs, "/etc/cloud/cloud.cfg.d", e);
+	if (rc < 0)
+		return rc;
+	had = ext4_read_file(b->fs, NOCLOUD_CFG_PATH, &cur, &len, NULL) == 0;
+	if (had && len == strlen(NOCLOUD_CFG_TEXT) &&
+	    memcmp(cur, NOCLOUD_CFG_TEXT, len) == 0) {
+		bake_edit(b->r, NOCLOUD_CFG_PATH, "unchanged");
+		free(cur);
+		return 0;
+	}
+	free(cur);
+	return bake_write(b, NOCLOUD_CFG_PATH, NOCLOUD_CFG_TEXT,
+	    strlen(NOCLOUD_CFG_TEXT), had ? "patched" : "created", e);
+}
+
+static int
+bake_tinycloud(struct bake *b, struct pep_err *e)
+{
+	static const char *const conf = "/etc/tiny-cloud.conf";
+	char *in = NULL, *outb = NULL;
+	size_t inlen = 0, outlen = 0;
+	int rc, changed = 0, had;
+
+	had = ext4_read_file(b->fs, conf, &in, &inlen, NULL) == 0;
+	if (!had &&
+	    ext4_read_file(b->fs, "/usr/lib/tiny-cloud/tiny-cloud.conf", &in,
+	    &inlen, NULL) < 0) {
+		in = NULL;
+		inlen = 0;
+	}
+	rc = nocloud_tiny_conf(in != NULL ? in : "", inlen, &outb, &outlen,
+	    &changed, e);
+	if (rc < 0)
+		goto out;
+	if (had && !changed)
+		bake_edit(b->r, conf, "unchanged");
+	else
+		rc = bake_write(b, conf, outb, outlen,
+		    had ? "patched" : "created", e);
+out:
+	free(in);
+	free(outb);
+	return rc;
+}
+
+static int
+bake_nocloud(struct bake *b, struct pep_err *e)
+{
+	int ci = ext4_exists(b->fs, "/etc/cloud") == 1;
+	int tiny = ext4_exists(b->fs, "/etc/tiny-cloud.conf") == 1 ||
+	    ext4_exists(b->fs, "/usr/lib/tiny-cloud") == 1 ||
+	    ext4_exists(b->fs, "/lib/tiny-cloud") == 1;
+	int rc = 0;
+
+	snprintf(b->r->bootstrap, sizeof(b->r->bootstrap), "%s",
+	    ci ? "cloud-init" : tiny ? "tiny-cloud" : "none");
+	if (ci)
+		rc = bake_cloudinit(b, e);
+	if (rc == 0 && tiny)
+		rc = bake_tinycloud(b, e);
+	if (!ci && !tiny)
+		bake_warn(b->r, "%s: neither cloud-init (/etc/cloud) nor "
+		    "tiny-cloud (/etc/tiny-cloud.conf, /usr/lib/tiny-cloud) "
+		    "found; NoCloud datasource not configured", b->o->input);
+	return rc;
+}
+
+static int
+bake_edits(struct bake *b, struct pep_err *e)
+{
+	struct bake_report *r = b->r;
+	int rc;
+
+	r->epoch = bake_epoch(b);
+	if (r->root_part)
+		snprintf(b->label, sizeof(b->label), "%s partition %d",
+		    b->o->output, r->root_part);
+	else
+		snprintf(b->label, sizeof(b->label), "%s", b->o->output);
+	rc = ext4_open(&b->fs, b->out.fdpath, b->label, r->root_offset, 1,
+	    r->epoch, e);
+	if (rc < 0)
+		return rc;
+	rc = bake_consoles(b, e);
+	if (rc == 0)
+		rc = bake_nocloud(b, e);
+	if (rc == 0)
+		rc = ext4_close(b->fs, e);
+	else
+		ext4_close(b->fs, NULL);
+	b->fs = NULL;
+	return rc;
+}
+
+int
+bake_run(const struct bake_opts *o, struct bake_report *r,
+    struct pep_err *e)
+{
+	struct bake b = { .o = o, .r = r, .out = { .fd = -1 } };
+	struct progress p;
+	double t0 = progress_now(), t;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	progress_init(&p, o->quiet);
+	rc = bake_check_output(o, e);
+	if (rc == 0)
+		rc = img_open(&b.im, o->input, e);
+	if (rc < 0)
+		goto out;
+	snprintf(r->input_format, sizeof(r->input_format), "%s",
+	    b.im->format);
+	r->virtual_size = b.im->virtual_size;
+	rc = bake_target_size(&b, e);
+	if (rc == 0)
+		rc = out_create(&b.out, o->output, e);
+	if (rc < 0)
+		goto out;
+	rc = convert_run(b.im, b.out.fd, o->output, &p, &r->conv, e);
+	t = progress_now();
+	r->t_convert = t - t0;
+	if (rc == 0)
+		rc = bake_layout(&b, e);
+	r->t_layout = progress_now() - t;
+	t = progress_now();
+	if (rc == 0)
+		rc = bake_edits(&b, e);
+	r->t_edit = progress_now() - t;
+	t = progress_now();
+	if (rc == 0)
+		rc = out_commit(&b.out, e);
+	r->t_commit = progress_now() - t;
+out:
+	if (rc < 0)
+		out_abort(&b.out);
+	img_close(b.im);
+	r->t_total = progress_now() - t0;
+	return rc;
+}

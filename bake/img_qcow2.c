@@ -1,0 +1,482 @@
+/*
+ * qcow2 (versions 2 and 3), read-only, without backing files, encryption,
+ * external data files, extended L2 entries or zstd. The active L1 table is
+ * held in memory; one L2 table and one decompressed cluster are cached, so
+ * memory stays at a few clusters whatever the image size.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "bake.h"
+
+#define QCOW_MAGIC 0x514649fbu
+#define QCOW_V2_HDR 72
+#define QCOW_V3_HDR 104
+#define QCOW_HDR_MAX 112
+#define QCOW_INCOMPAT_DIRTY 1ull
+#define QCOW_INCOMPAT_CORRUPT 2ull
+#define QCOW_INCOMPAT_DATAFILE 4ull
+#define QCOW_INCOMPAT_COMPRTYPE 8ull
+#define QCOW_INCOMPAT_EXTL2 16ull
+#define QCOW_OFFSET_MASK 0x00fffffffffffe00ull
+#define QCOW_OFLAG_COMPRESSED (1ull << 62)
+#define QCOW_OFLAG_ZERO 1ull
+#define QCOW_MAX_L1 (32u << 20 >> 3)	/* qemu: 32 MiB of L1 table */
+#define QCOW_MAX_BACKING_NAME 1023
+
+struct qcow2 {
+	unsigned cluster_bits;
+	uint32_t cluster_size;
+	uint64_t l2_entries;
+	uint32_t l1_size;	/* entries loaded (those covering the disk) */
+	uint64_t *l1;
+	uint64_t *l2;		/* one cached L2 table */
+	uint64_t l2_off;	/* its file offset, 0 = none */
+	uint8_t *cbuf;		/* compressed input, 2 clusters */
+	uint8_t *dbuf;		/* one decompressed cluster */
+	uint64_t dbuf_desc;	/* its L2 descriptor, 0 = none */
+	z_stream zs;
+	int zs_live;
+};
+
+static int
+img_qcow2_probe(struct img *im, struct pep_err *e)
+{
+	uint8_t m[4];
+	int r;
+
+	if (im->file_size < 4)
+		return 0;
+	r = img_read_file(im, m, sizeof(m), 0, "qcow2 magic", e);
+	if (r < 0)
+		return r;
+	return be32(m) == QCOW_MAGIC;
+}
+
+static void
+qcow2_printable(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
+static int
+qcow2_refuse_backing(struct img *im, const uint8_t *h, struct pep_err *e)
+{
+	char name[QCOW_MAX_BACKING_NAME + 1];
+	uint32_t len = be32(h + 16);
+	struct pep_err ignore;
+
+	if (len > QCOW_MAX_BACKING_NAME ||
+	    img_read_file(im, name, len, be64(h + 8), "backing file name",
+	    &ignore) < 0)
+		len = 0;
+	name[len] = '\0';
+	qcow2_printable(name);
+	return pep_errf(e, PEP_EUNSUPPORTED, "%s: qcow2 with a backing file "
+	    "(%s) is not supported; flatten it with qemu-img convert first",
+	    im->path, len > 0 ? name : "name unreadable");
+}
+
+static int
+qcow2_check_features(struct img *im, const uint8_t *h, uint32_t hlen,
+    struct pep_err *e)
+{
+	uint64_t inc = be64(h + 72);
+	uint64_t known = QCOW_INCOMPAT_DIRTY | QCOW_INCOMPAT_CORRUPT |
+	    QCOW_INCOMPAT_DATAFILE | QCOW_INCOMPAT_COMPRTYPE |
+	    QCOW_INCOMPAT_EXTL2;
+	unsigned ctype = hlen > QCOW_V3_HDR ? h[104] : 0;
+
+	if (inc & QCOW_INCOMPAT_CORRUPT)
+		return pep_errf(e, PEP_ECORRUPT, "%s: qcow2 image is marked "
+		    "corrupt (try qemu-img check -r all)", im->path);
+	if (inc & ~known)
+		return pep_errf(e, PEP_EUNSUPPORTED, "%s: qcow2 has unknown "
+		    "incompatible features 0x%llx", im->path,
+		    (unsigned long long)(inc & ~known));
+	if (inc & QCOW_INCOMPAT_DATAFILE)
+		return pep_errf(e, PEP_EUNSUPPORTED, "%s: qcow2 with an "
+		    "external data file is not supported", im->path);
+	if (inc & QCOW_INCOMPAT_EXTL2)
+		return pep_errf(e, PEP_EUNSUPPORTED, "%s: qcow2 with "
+		    "extended L2 entries (subclusters) is not supported",
+		    im->path);
+	if ((inc & QCOW_INCOMPAT_COMPRTYPE) || ctype != 0)
+		return pep_errf(e, PEP_EUNSUPPORTED, "%s: qcow2 compression "
+		    "type %u (%s) is not supported, only zlib", im->path,
+		    ctype, ctype == 1 ? "zstd" : "unknown");
+	return 0;
+}
+
+/* Read the header; returns its usable length in *hlen. */
+static int
+qcow2_read_header(struct img *im, uint8_t *h, uint32_t *hlen,
+    struct pep_err *e)
+{
+	uint32_t ver, len = QCOW_V2_HDR;
+	int r;
+
+	r = img_read_file(im, h, QCOW_V2_HDR, 0, "qcow2 header", e);
+	if (r < 0)
+		return r;
+	ver = be32(h + 4);
+	if (ver != 2 && ver != 3)
+		return pep_errf(e, PEP_EUNSUPPORTED, "%s: qcow2 version %u "
+		    "is not supported (only 2 and 3)", im->path, ver);
+	memset(h + QCOW_V2_HDR, 0, QCOW_HDR_MAX - QCOW_V2_HDR);
+	if (ver == 3) {
+		r = img_read_file(im, h + QCOW_V2_HDR,
+		    QCOW_V3_HDR - QCOW_V2_HDR, QCOW_V2_HDR, "qcow2 header", e);
+		if (r < 0)
+			return r;
+		len = be32(h + 100);
+		if (len < QCOW_V3_HDR || len % 8 != 0)
+			return pep_errf(e, PEP_ECORRUPT, "%s: bad qcow2 "
+			    "header length %u", im->path, len);
+		if (len > QCOW_HDR_MAX)
+			len = QCOW_HDR_MAX;
+		r = img_read_file(im, h + QCOW_V3_HDR, len - QCOW_V3_HDR,
+		    QCOW_V3_HDR, "qcow2 header", e);
+	}
+	*hlen = len;
+	return r;
+}
+
+static int
+qcow2_check_header(struct img *im, const uint8_t *h, uint32_t hlen,
+    struct pep_err *e)
+{
+	uint32_t cb = be32(h + 20);
+	int r;
+
+	if (be64(h + 8) != 0)
+		return qcow2_refuse_backing(im, h, e);
+	if (be32(h + 32) != 0)
+		return pep_errf(e, PEP_EUNSUPPORTED, "%s: encrypted qcow2 "
+		    "(method %u) is not supported", im->path, be32(h + 32));
+	if (be32(h + 4) == 3) {
+		r = qcow2_check_features(im, h, hlen, e);
+		if (r < 0)
+			return r;
+	}
+	if (cb < 9 || cb > 21)
+		return pep_errf(e, PEP_ECORRUPT, "%s: bad qcow2 cluster_bits "
+		    "%u (must be 9 to 21)", im->path, cb);
+	return 0;
+}
+
+static int
+qcow2_check_l1(struct img *im, struct qcow2 *q, struct pep_err *e)
+{
+	uint64_t l2;
+	uint32_t i;
+
+	for (i = 0; i < q->l1_size; i++) {
+		l2 = q->l1[i] & QCOW_OFFSET_MASK;
+		if (l2 == 0)
+			continue;
+		if (l2 & (q->cluster_size - 1))
+			return pep_errf(e, PEP_ECORRUPT, "%s: L2 table offset "
+			    "0x%llx for L1 entry %u is not cluster-aligned",
+			    im->path, (unsigned long long)l2, i);
+		if (l2 > im->file_size ||
+		    q->cluster_size > im->file_size - l2)
+			return pep_errf(e, PEP_ECORRUPT, "%s: L2 table offset "
+			    "0x%llx for L1 entry %u is past the end of the "
+			    "file", im->path, (unsigned long long)l2, i);
+	}
+	return 0;
+}
+
+static int
+qcow2_load_l1(struct img *im, struct qcow2 *q, const uint8_t *h,
+    struct pep_err *e)
+{
+	uint64_t span = q->cluster_size * q->l2_entries;
+	uint64_t need = im->virtual_size / span +
+	    (im->virtual_size % span != 0);
+	uint64_t off = be64(h + 40);
+	uint32_t i;
+	int r;
+
+	if (need > QCOW_MAX_L1)
+		return pep_errf(e, PEP_EUNSUPPORTED, "%s: qcow2 virtual size "
+		    "%llu is too large", im->path,
+		    (unsigned long long)im->virtual_size);
+	if (need > be32(h + 36))
+		return pep_errf(e, PEP_ECORRUPT, "%s: qcow2 L1 table has %u "
+		    "entries, too few for the virtual size %llu", im->path,
+		    be32(h + 36), (unsigned long long)im->virtual_size);
+	if (need > 0 && (off & (q->cluster_size - 1)) != 0)
+		return pep_errf(e, PEP_ECORRUPT, "%s: qcow2 L1 table offset "
+		    "0x%llx is not cluster-aligned", im->path,
+		    (unsigned long long)off);
+	if (off > im->file_size || need * 8 > im->file_size - off)
+		return pep_errf(e, PEP_ECORRUPT, "%s: truncated: qcow2 L1 "
+		    "table at offset %llu is past the end of the file (size "
+		    "%llu)", im->path, (unsigned long long)off,
+		    (unsigned long long)im->file_size);
+	q->l1_size = (uint32_t)need;
+	q->l1 = malloc(need * 8 + 8);
+	if (q->l1 == NULL)
+		return pep_errf(e, ENOMEM, "%s: out of memory", im->path);
+	r = img_read_file(im, q->l1, need * 8, off, "qcow2 L1 table", e);
+	if (r < 0)
+		return r;
+	for (i = 0; i < q->l1_size; i++)
+		q->l1[i] = be64((const uint8_t *)&q->l1[i]);
+	return qcow2_check_l1(im, q, e);
+}
+
+static int
+qcow2_alloc(struct img *im, struct qcow2 *q, struct pep_err *e)
+{
+	q->l2 = malloc(q->cluster_size);
+	q->cbuf = malloc((size_t)q->cluster_size * 2);
+	q->dbuf = malloc(q->cluster_size);
+	if (q->l2 == NULL || q->cbuf == NULL || q->dbuf == NULL)
+		return pep_errf(e, ENOMEM, "%s: out of memory", im->path);
+	if (inflateInit2(&q->zs, -12) != Z_OK)
+		return pep_errf(e, PEP_ELIB, "%s: zlib: inflateInit2 failed",
+		    im->path);
+	q->zs_live = 1;
+	return 0;
+}
+
+static int
+img_qcow2_open(struct img *im, struct pep_err *e)
+{
+	uint8_t h[QCOW_HDR_MAX];
+	struct qcow2 *q;
+	uint32_t hlen = 0;
+	int r;
+
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return pep_errf(e, ENOMEM, "%s: out of memory", im->path);
+	im->priv = q;
+	r = qcow2_read_header(im, h, &hlen, e);
+	if (r < 0)
+		return r;
+	r = qcow2_check_header(im, h, hlen, e);
+	if (r < 0)
+		return r;
+	q->cluster_bits = be32(h + 20);
+	q->cluster_size = 1u << q->cluster_bits;
+	q->l2_entries = q->cluster_size / 8;
+	im->virtual_size = be64(h + 24);
+	snprintf(im->format, sizeof(im->format), "qcow2-v%u", be32(h + 4));
+	r = qcow2_load_l1(im, q, h, e);
+	if (r < 0)
+		return r;
+	return qcow2_alloc(im, q, e);
+}
+
+/* The L2 entry for the cluster at virtual offset off (0: unallocated). */
+static int
+qcow2_l2_entry(struct img *im, struct qcow2 *q, uint64_t off,
+    uint64_t *ent, struct pep_err *e)
+{
+	uint64_t ci = off >> q->cluster_bits;
+	uint64_t l2 = q->l1[ci / q->l2_entries] & QCOW_OFFSET_MASK;
+	uint64_t i;
+	int r;
+
+	*ent = 0;
+	if (l2 == 0)
+		return 0;
+	if (q->l2_off != l2) {
+		q->l2_off = 0;
+		r = img_read_file(im, q->l2, q->cluster_size, l2,
+		    "qcow2 L2 table", e);
+		if (r < 0)
+			return r;
+		for (i = 0; i < q->l2_entries; i++)
+			q->l2[i] = be64((const uint8_t *)&q->l2[i]);
+		q->l2_off = l2;
+	}
+	*ent = q->l2[ci % q->l2_entries];
+	return 0;
+}
+
+/* Read up to len file bytes at off into buf; zeros past the end of file. */
+static int
+qcow2_read_tail(struct img *im, uint8_t *buf, size_t len, uint64_t off,
+    const char *what, struct pep_err *e)
+{
+	size_t n = len;
+
+	if (off >= im->file_size)
+		return pep_errf(e, PEP_ECORRUPT, "%s: %s at offset 0x%llx is "
+		    "past the end of the file (size %llu)", im->path, what,
+		    (unsigned long long)off,
+		    (unsigned long long)im->file_size);
+	if (n > im->file_size - off)
+		n = (size_t)(im->file_size - off);
+	memset(buf + n, 0, len - n);
+	return img_read_file(im, buf, n, off, what, e);
+}
+
+static int
+qcow2_inflate(struct img *im, struct qcow2 *q, uint64_t ent,
+    struct pep_err *e)
+{
+	unsigned shift = 62 - (q->cluster_bits - 8);
+	uint64_t host = ent & ((1ull << shift) - 1);
+	uint64_t nsect = ((ent >> shift) & ((1ull << (q->cluster_bits - 8)) -
+	    1)) + 1;
+	size_t csize = (size_t)(nsect * 512 - (host & 511));
+	int r;
+
+	if (q->dbuf_desc == ent)
+		return 0;
+	q->dbuf_desc = 0;
+	r = qcow2_read_tail(im, q->cbuf, csize, host,
+	    "qcow2 compressed cluster", e);
+	if (r < 0)
+		return r;
+	inflateReset(&q->zs);
+	q->zs.next_in = q->cbuf;
+	q->zs.avail_in = (uInt)csize;
+	q->zs.next_out = q->dbuf;
+	q->zs.avail_out = q->cluster_size;
+	r = inflate(&q->zs, Z_FINISH);
+	if ((r != Z_STREAM_END && r != Z_BUF_ERROR) || q->zs.avail_out != 0)
+		return pep_errf(e, PEP_ECORRUPT, "%s: qcow2 compressed "
+		    "cluster at offset 0x%llx does not inflate to a full "
+		    "cluster", im->path, (unsigned long long)host);
+	q->dbuf_desc = ent;
+	return 0;
+}
+
+/* Read n bytes at in-cluster offset pos of the cluster at off. */
+static int
+qcow2_read_cluster(struct img *im, struct qcow2 *q, uint64_t off,
+    uint32_t pos, uint8_t *p, uint32_t n, struct pep_err *e)
+{
+	uint64_t ent, host;
+	int r;
+
+	r = qcow2_l2_entry(im, q, off, &ent, e);
+	if (r < 0)
+		return r;
+	if (ent & QCOW_OFLAG_COMPRESSED) {
+		r = qcow2_inflate(im, q, ent, e);
+		if (r == 0)
+			memcpy(p, q->dbuf + pos, n);
+		return r;
+	}
+	host = ent & QCOW_OFFSET_MASK;
+	if ((ent & QCOW_OFLAG_ZERO) || host == 0) {
+		memset(p, 0, n);
+		return 0;
+	}
+	if (host & (q->cluster_size - 1))
+		return pep_errf(e, PEP_ECORRUPT, "%s: qcow2 data cluster "
+		    "offset 0x%llx is not cluster-aligned", im->path,
+		    (unsigned long long)host);
+	return qcow2_read_tail(im, p, n, host + pos, "qcow2 data cluster",
+	    e);
+}
+
+static int
+img_qcow2_pread(struct img *im, void *buf, size_t len, uint64_t off,
+    struct pep_err *e)
+{
+	struct qcow2 *q = im->priv;
+	uint8_t *p = buf;
+	uint32_t pos, n;
+	int r;
+
+	while (len > 0) {
+		pos = (uint32_t)(off & (q->cluster_size - 1));
+		n = q->cluster_size - pos;
+		if (n > len)
+			n = (uint32_t)len;
+		r = qcow2_read_cluster(im, q, off, pos, p, n, e);
+		if (r < 0)
+			return r;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* IMG_ZERO or IMG_DATA for the cluster at off; *skip: bytes it covers. */
+static int
+qcow2_kind(struct img *im, struct qcow2 *q, uint64_t off, uint64_t *skip,
+    struct pep_err *e)
+{
+	uint64_t span = q->cluster_size * q->l2_entries;
+	uint64_t ent;
+	int r;
+
+	if ((q->l1[(off >> q->cluster_bits) / q->l2_entries] &
+	    QCOW_OFFSET_MASK) == 0) {
+		*skip = span - off % span;
+		return IMG_ZERO;
+	}
+	*skip = q->cluster_size - (off & (q->cluster_size - 1));
+	r = qcow2_l2_entry(im, q, off, &ent, e);
+	if (r < 0)
+		return r;
+	if (ent & QCOW_OFLAG_COMPRESSED)
+		return IMG_DATA;
+	if ((ent & QCOW_OFLAG_ZERO) || (ent & QCOW_OFFSET_MASK) == 0)
+		return IMG_ZERO;
+	return IMG_DATA;
+}
+
+static int
+img_qcow2_map(struct img *im, uint64_t off, uint64_t *len,
+    struct pep_err *e)
+{
+	struct qcow2 *q = im->priv;
+	uint64_t run = 0, skip;
+	int kind, k;
+
+	kind = qcow2_kind(im, q, off, &run, e);
+	while (kind >= 0 && run < *len) {
+		k = qcow2_kind(im, q, off + run, &skip, e);
+		if (k < 0)
+			return k;
+		if (k != kind)
+			break;
+		run += skip;
+	}
+	if (kind >= 0 && run < *len)
+		*len = run;
+	return kind;
+}
+
+static void
+img_qcow2_close(struct img *im)
+{
+	struct qcow2 *q = im->priv;
+
+	if (q == NULL)
+		return;
+	if (q->zs_live)
+		inflateEnd(&q->zs);
+	free(q->l1);
+	free(q->l2);
+	free(q->cbuf);
+	free(q->dbuf);
+	free(q);
+	im->priv = NULL;
+}
+
+const struct img_ops img_qcow2_ops = {
+	.name = "qcow2",
+	.probe = img_qcow2_probe,
+	.open = img_qcow2_open,
+	.pread = img_qcow2_pread,
+	.map = img_qcow2_map,
+	.close = img_qcow2_close,
+};

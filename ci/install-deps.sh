@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install pep's build and test dependencies on Debian/Ubuntu (apt-get).
+# Idempotent: packages already present are skipped by apt-get.
+set -eu
+
+BUILD="build-essential pkg-config libext2fs-dev libfdisk-dev libarchive-dev
+libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev"
+TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
+libclang-rt-14-dev xxd"
+
+missing=""
+for p in $BUILD $TEST; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps: installing:$missing" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

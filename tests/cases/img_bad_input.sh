@@ -1,0 +1,216 @@
+#!/bin/sh
+# Container readers (bake/img*.c) on damaged or unsupported input: each
+# must fail with one line on stderr naming the file and the problem, and
+# leave the input untouched. Uses $BUILD/img-dump.
+. "$(dirname "$0")/../lib.sh"
+
+DUMP=$TOP/$BUILD/img-dump
+T=$PEP_TMP
+
+if [ ! -x "$DUMP" ] || ! command -v qemu-img >/dev/null 2>&1; then
+	skip "img-dump or qemu-img missing"
+	done_testing
+	exit 0
+fi
+
+# patch CMD FILE ARGS
+#   vhd-footer OFF HEX [nofix]  footer at the end and copy at 0
+#   vhd-dynhdr OFF HEX [nofix]  dynamic header
+#   vhd-bat INDEX HEX           BAT entry
+#   put64 OFF HEX               8 bytes anywhere
+#   qcow2-l1 INDEX HEX          L1 entry
+patch() {
+	python3 - "$@" <<'PY'
+import os, struct, sys
+
+def csum(b, off):
+    return ~(sum(b[:off]) + sum(b[off + 4:])) & 0xffffffff
+
+def patch_block(f, at, n, coff, off, val, fix, cookie):
+    f.seek(at)
+    b = bytearray(f.read(n))
+    if b[:8] != cookie:
+        return
+    b[off:off + len(val)] = val
+    if fix:
+        b[coff:coff + 4] = struct.pack(">I", csum(b, coff))
+    f.seek(at)
+    f.write(b)
+
+cmd, path = sys.argv[1], sys.argv[2]
+a = sys.argv[3:]
+with open(path, "r+b") as f:
+    size = os.fstat(f.fileno()).st_size
+    f.seek(size - 512)
+    foot = f.read(512)
+    if cmd == "vhd-footer":
+        fix = len(a) < 3
+        for at in (size - 512, 0):
+            patch_block(f, at, 512, 64, int(a[0]), bytes.fromhex(a[1]),
+                        fix, b"conectix")
+    elif cmd == "vhd-dynhdr":
+        at = struct.unpack(">Q", foot[16:24])[0]
+        patch_block(f, at, 1024, 36, int(a[0]), bytes.fromhex(a[1]),
+                    len(a) < 3, b"cxsparse")
+    elif cmd == "vhd-bat":
+        f.seek(struct.unpack(">Q", foot[16:24])[0])
+        bat = struct.unpack(">Q", f.read(1024)[16:24])[0]
+        f.seek(bat + 4 * int(a[0]))
+        f.write(bytes.fromhex(a[1]))
+    elif cmd == "put64":
+        f.seek(int(a[0]))
+        f.write(bytes.fromhex(a[1]))
+    elif cmd == "qcow2-l1":
+        f.seek(40)
+        l1 = struct.unpack(">Q", f.read(8))[0]
+        f.seek(l1 + 8 * int(a[0]))
+        f.write(bytes.fromhex(a[1]))
+PY
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# bad NAME FILE WORD: img-dump fails with one line naming FILE and WORD.
+bad() {
+	_name=$1 _f=$2 _word=$3
+	_sum=$(sha "$_f" 2>/dev/null || echo dir)
+	if "$DUMP" "$_f" "$T/out.raw" >"$T/out" 2>"$T/err"; then
+		not_ok "$_name: img-dump succeeded"
+	else
+		ok "$_name: img-dump fails"
+	fi
+	_lines=$(wc -l <"$T/err")
+	if [ "$_lines" -eq 1 ] && grep -qF "$_f" "$T/err" &&
+	    grep -qi -- "$_word" "$T/err"; then
+		ok "$_name: one line naming the file and '$_word'"
+	else
+		not_ok "$_name: stderr ($_lines lines): $(cat "$T/err")"
+	fi
+	diag "$(cat "$T/err")"
+	if [ "$(sha "$_f" 2>/dev/null || echo dir)" = "$_sum" ]; then
+		ok "$_name: input unchanged"
+	else
+		not_ok "$_name: input changed"
+	fi
+}
+
+# A disk with data in its first and third 2 MiB blocks.
+RAW=$T/disk.raw
+truncate -s 8M "$RAW"
+dd if=/dev/urandom of="$RAW" bs=64k count=4 conv=notrunc 2>/dev/null
+dd if=/dev/urandom of="$RAW" bs=64k seek=70 count=4 conv=notrunc 2>/dev/null
+qemu-img convert -f raw -O vpc "$RAW" "$T/dyn.vhd"
+qemu-img convert -f raw -O qcow2 "$RAW" "$T/good.qcow2"
+
+f=$T/truncated.vhd
+cp "$T/dyn.vhd" "$f"
+truncate -s $(($(stat -c %s "$f") - 1048576)) "$f"
+bad "dynamic VHD with its tail cut" "$f" "past the end of the file"
+
+f=$T/footer-sum.vhd
+cp "$T/dyn.vhd" "$f"
+patch vhd-footer "$f" 64 12345678 nofix
+bad "bad VHD footer checksum" "$f" "footer checksum"
+
+f=$T/dynhdr-sum.vhd
+cp "$T/dyn.vhd" "$f"
+patch vhd-dynhdr "$f" 32 00100000 nofix
+bad "bad VHD dynamic header checksum" "$f" "dynamic header checksum"
+
+f=$T/dynhdr-bs.vhd
+cp "$T/dyn.vhd" "$f"
+patch vhd-dynhdr "$f" 32 00100001
+bad "VHD block size not a power of two" "$f" "block size"
+
+f=$T/bat.vhd
+cp "$T/dyn.vhd" "$f"
+patch vhd-bat "$f" 1 00100000
+bad "VHD BAT entry past EOF" "$f" "BAT entry 1"
+
+f=$T/bat-few.vhd
+cp "$T/dyn.vhd" "$f"
+patch vhd-dynhdr "$f" 28 00000001
+bad "VHD BAT too small for the disk" "$f" "BAT"
+
+f=$T/diff.vhd
+cp "$T/dyn.vhd" "$f"
+patch vhd-footer "$f" 60 00000004
+bad "differencing VHD" "$f" "differencing"
+
+f=$T/fixed-short.vhd
+qemu-img convert -f raw -O vpc -o subformat=fixed "$RAW" "$f"
+patch vhd-footer "$f" 56 4000103f
+bad "fixed VHD smaller than its CHS size" "$f" "virtual size"
+
+f=$T/l2.qcow2
+cp "$T/good.qcow2" "$f"
+patch qcow2-l1 "$f" 0 8000001000000000
+bad "qcow2 L2 offset past EOF" "$f" "L2 table offset"
+
+f=$T/l2-align.qcow2
+cp "$T/good.qcow2" "$f"
+patch qcow2-l1 "$f" 0 8000000000000200
+bad "qcow2 L2 offset not aligned" "$f" "L2 table offset"
+
+f=$T/l1.qcow2
+cp "$T/good.qcow2" "$f"
+patch put64 "$f" 40 0000001000000000
+bad "qcow2 L1 table past EOF" "$f" "L1 table"
+
+f=$T/cb.qcow2
+cp "$T/good.qcow2" "$f"
+patch put64 "$f" 16 0000000000000016	# cluster_bits 22
+bad "qcow2 cluster_bits 22" "$f" "cluster_bits"
+
+qemu-img create -q -f qcow2 "$T/base.qcow2" 8M
+f=$T/backing.qcow2
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 "$f"
+bad "qcow2 with a backing file" "$f" "backing file (base.qcow2)"
+
+f=$T/corrupt.qcow2
+cp "$T/good.qcow2" "$f"
+patch put64 "$f" 72 0000000000000002
+bad "qcow2 marked corrupt" "$f" "corrupt"
+
+f=$T/unknown.qcow2
+cp "$T/good.qcow2" "$f"
+patch put64 "$f" 72 0000000000000100
+bad "qcow2 unknown incompatible feature" "$f" "incompatible features"
+
+f=$T/extl2.qcow2
+if qemu-img create -q -f qcow2 -o extended_l2=on "$f" 8M 2>/dev/null; then
+	bad "qcow2 extended L2" "$f" "extended L2"
+else skip "qemu-img without extended_l2"; fi
+
+f=$T/zstd.qcow2
+if qemu-img create -q -f qcow2 -o compression_type=zstd "$f" 8M \
+    2>/dev/null; then
+	bad "qcow2 zstd compression" "$f" "zstd"
+else skip "qemu-img without zstd"; fi
+
+f=$T/datafile.qcow2
+if qemu-img create -q -f qcow2 -o data_file="$T/datafile.raw" "$f" 8M \
+    2>/dev/null; then
+	bad "qcow2 external data file" "$f" "external data file"
+else skip "qemu-img without data_file"; fi
+
+f=$T/v4.qcow2
+cp "$T/good.qcow2" "$f"
+patch put64 "$f" 0 514649fb00000004
+bad "qcow2 version 4" "$f" "version 4"
+
+f=$T/text.txt
+printf 'hello, this is not a disk\n%.0s' $(seq 100) >"$f"
+bad "a text file" "$f" "not a disk image"
+
+f=$T/empty.img
+: >"$f"
+bad "an empty file" "$f" "empty"
+
+f=$T/adir
+mkdir "$f"
+bad "a directory" "$f" "directory"
+
+bad "a missing file" "$T/missing.img" "No such file"
+
+done_testing

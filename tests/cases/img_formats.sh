@@ -1,0 +1,174 @@
+#!/bin/sh
+# Container readers (bake/img*.c) against qemu-img 7.2: every VHD and qcow2
+# flavour qemu-img writes must read back byte-identical to qemu-img convert
+# -O raw, with the virtual size qemu-img info reports, without changing
+# the input. Uses $BUILD/img-dump.
+. "$(dirname "$0")/../lib.sh"
+
+DUMP=$TOP/$BUILD/img-dump
+T=$PEP_TMP
+
+if [ ! -x "$DUMP" ] || ! command -v qemu-img >/dev/null 2>&1; then
+	skip "img-dump or qemu-img missing"
+	done_testing
+	exit 0
+fi
+
+# vhdpatch CMD FILE ARGS: footer OFF HEX (at the end and the copy at 0,
+# checksum fixed), bitmap-clear (clear sector 0 of the first allocated
+# block; prints that block's index).
+vhdpatch() {
+	python3 - "$@" <<'PY'
+import os, struct, sys
+
+def csum(b, off):
+    return ~(sum(b[:off]) + sum(b[off + 4:])) & 0xffffffff
+
+def patch_footer(f, at, off, val):
+    f.seek(at)
+    b = bytearray(f.read(512))
+    if b[:8] != b"conectix":
+        return
+    b[off:off + len(val)] = val
+    b[64:68] = struct.pack(">I", csum(b, 64))
+    f.seek(at)
+    f.write(b)
+
+cmd, path = sys.argv[1], sys.argv[2]
+with open(path, "r+b") as f:
+    size = os.fstat(f.fileno()).st_size
+    if cmd == "footer":
+        off, val = int(sys.argv[3]), bytes.fromhex(sys.argv[4])
+        patch_footer(f, size - 512, off, val)
+        patch_footer(f, 0, off, val)
+    elif cmd == "bitmap-clear":
+        f.seek(size - 512)
+        foot = f.read(512)
+        f.seek(struct.unpack(">Q", foot[16:24])[0])
+        hdr = f.read(1024)
+        bat = struct.unpack(">Q", hdr[16:24])[0]
+        n = struct.unpack(">I", hdr[28:32])[0]
+        f.seek(bat)
+        ents = struct.unpack(">%dI" % n, f.read(4 * n))
+        i = next(i for i, e in enumerate(ents) if e != 0xFFFFFFFF)
+        f.seek(ents[i] * 512)
+        bm = bytearray(f.read(1))
+        bm[0] &= 0x7f
+        f.seek(ents[i] * 512)
+        f.write(bm)
+        print(i)
+PY
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# roundtrip NAME FILE QEMUFMT WANTFMT: img-dump vs qemu-img.
+roundtrip() {
+	_name=$1 _f=$2 _qf=$3 _want=$4
+	_sum=$(sha "$_f")
+	_vs=$(qemu-img info --output=json -f "$_qf" "$_f" |
+	    sed -n 's/.*"virtual-size": *\([0-9]*\).*/\1/p')
+	qemu-img convert -f "$_qf" -O raw "$_f" "$T/ref.raw"
+	if ! "$DUMP" "$_f" "$T/out.raw" >"$T/dump.out" 2>"$T/dump.err"; then
+		not_ok "$_name: img-dump failed: $(cat "$T/dump.err")"
+		return
+	fi
+	if [ "$(cat "$T/dump.out")" = "format=$_want virtual_size=$_vs" ]
+	then ok "$_name: format $_want, virtual size $_vs"
+	else not_ok "$_name: got '$(cat "$T/dump.out")', want" \
+	    "format=$_want virtual_size=$_vs"; fi
+	check "$_name: same bytes as qemu-img convert" \
+	    cmp "$T/out.raw" "$T/ref.raw"
+	check "$_name: qemu-img compare agrees" \
+	    qemu-img compare -q -f "$_qf" -F raw "$_f" "$T/out.raw"
+	if [ "$(sha "$_f")" = "$_sum" ]; then ok "$_name: input unchanged"
+	else not_ok "$_name: input changed"; fi
+}
+
+# A 6 MiB + 3.5 KiB disk: MBR signature, random runs crossing VHD block
+# and qcow2 cluster edges, holes between them, an explicit zero run.
+RAW=$T/disk.raw
+truncate -s 6295040 "$RAW"
+rnd() {	# seek count (512-byte sectors)
+	dd if=/dev/urandom of="$RAW" bs=512 seek="$1" count="$2" \
+	    conv=notrunc 2>/dev/null
+}
+rnd 0 128
+printf '\125\252' | dd of="$RAW" bs=1 seek=510 conv=notrunc 2>/dev/null
+rnd 2051 600
+rnd 4090 9
+dd if=/dev/zero of="$RAW" bs=512 seek=5000 count=64 conv=notrunc 2>/dev/null
+rnd 8190 4
+rnd 12290 5
+
+roundtrip "raw" "$RAW" raw raw
+
+conv() {	# name qemu-img-convert-args...
+	_o=$T/$1; shift
+	qemu-img convert -f raw "$@" "$RAW" "$_o"
+}
+conv fixed.vhd -O vpc -o subformat=fixed
+roundtrip "vpc fixed" "$T/fixed.vhd" vpc vhd-fixed
+conv dyn.vhd -O vpc
+roundtrip "vpc dynamic" "$T/dyn.vhd" vpc vhd-dynamic
+conv force.vhd -O vpc -o force_size
+roundtrip "vpc dynamic force_size" "$T/force.vhd" vpc vhd-dynamic
+conv fixedforce.vhd -O vpc -o subformat=fixed,force_size
+roundtrip "vpc fixed force_size" "$T/fixedforce.vhd" vpc vhd-fixed
+conv v3.qcow2 -O qcow2
+roundtrip "qcow2 v3" "$T/v3.qcow2" qcow2 qcow2-v3
+conv v2.qcow2 -O qcow2 -o compat=0.10
+roundtrip "qcow2 v2 (compat=0.10)" "$T/v2.qcow2" qcow2 qcow2-v2
+conv comp.qcow2 -O qcow2 -c
+roundtrip "qcow2 compressed" "$T/comp.qcow2" qcow2 qcow2-v3
+conv comp2.qcow2 -O qcow2 -c -o compat=0.10,cluster_size=4096
+roundtrip "qcow2 v2 compressed 4K" "$T/comp2.qcow2" qcow2 qcow2-v2
+conv c4k.qcow2 -O qcow2 -o cluster_size=4096
+roundtrip "qcow2 4K clusters" "$T/c4k.qcow2" qcow2 qcow2-v3
+conv c2m.qcow2 -O qcow2 -o cluster_size=2M
+roundtrip "qcow2 2M clusters" "$T/c2m.qcow2" qcow2 qcow2-v3
+conv c512.qcow2 -O qcow2 -o cluster_size=512
+roundtrip "qcow2 512-byte clusters" "$T/c512.qcow2" qcow2 qcow2-v3
+
+# Zero clusters (v3 flag) written after conversion.
+cp "$T/v3.qcow2" "$T/zero.qcow2"
+qemu-io -f qcow2 -c 'write -z 0 64k' -c 'write -z 3M 1M' "$T/zero.qcow2" \
+    >/dev/null 2>&1
+roundtrip "qcow2 zero clusters" "$T/zero.qcow2" qcow2 qcow2-v3
+
+# Dynamic VHD written out of order by qemu (BAT entries not ascending).
+qemu-img create -q -f vpc "$T/ooo.vhd" 6M
+qemu-io -f vpc -c 'write -P 0x5a 5M 300k' -c 'write -P 0xa5 1000k 2M' \
+    -c 'write -P 0x33 0 512' "$T/ooo.vhd" >/dev/null 2>&1
+roundtrip "vpc dynamic, blocks out of order" "$T/ooo.vhd" vpc vhd-dynamic
+
+# Virtual size: CHS vs current_size by creator (qemu 7.2 rules).
+for creator in 'vpc ' 'win ' 'qemu' 'qem2' 'd2v ' 'CTXS' 'vbox'; do
+	f=$T/creator.vhd
+	qemu-img create -q -f vpc "$f" 20M
+	hex=$(printf '%s' "$creator" | od -An -tx1 | tr -d ' \n')
+	vhdpatch footer "$f" 28 "$hex"
+	vhdpatch footer "$f" 48 "0000000001400000"	# 20 MiB exactly
+	roundtrip "creator '$creator', CHS != current_size" "$f" vpc \
+	    vhd-dynamic
+done
+f=$T/creator.vhd
+qemu-img create -q -f vpc "$f" 20M
+vhdpatch footer "$f" 28 "74617000"	# "tap\0"
+vhdpatch footer "$f" 48 "0000000001400000"
+roundtrip "creator 'tap\\0'" "$f" vpc vhd-dynamic
+
+# Block bitmaps: a sector whose bit is clear reads as zeros.
+cp "$T/dyn.vhd" "$T/bitmap.vhd"
+blk=$(vhdpatch bitmap-clear "$T/bitmap.vhd")
+qemu-img convert -f vpc -O raw "$T/dyn.vhd" "$T/bitmap.want"
+dd if=/dev/zero of="$T/bitmap.want" bs=512 seek=$((blk * 4096)) count=1 \
+    conv=notrunc 2>/dev/null
+if "$DUMP" "$T/bitmap.vhd" "$T/bitmap.raw" >/dev/null &&
+    cmp -s "$T/bitmap.raw" "$T/bitmap.want"; then
+	ok "vpc dynamic: a clear bitmap bit reads as zeros"
+else
+	not_ok "vpc dynamic: a clear bitmap bit reads as zeros"
+fi
+
+done_testing

@@ -1,0 +1,66 @@
+# Shared helpers for pep's shell test cases (tests/cases/*.sh).
+# Each case is a POSIX sh script that sources this file and prints TAP
+# lines through ok/not_ok; tests/run.sh counts them.
+
+set -u
+TOP=$(cd "$(dirname "$0")/../.." 2>/dev/null && pwd)
+[ -f "$TOP/Makefile" ] || TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+PEP_BAKE=${PEP_BAKE:-$TOP/$BUILD/pep-bake}
+PEP_TMP=${PEP_TMP:-$(mktemp -d /tmp/pep-test.XXXXXX)}
+PEP_CACHE=${PEP_CACHE:-$TOP/build/fixtures}
+_n=0
+_fail=0
+
+cleanup_tmp() { [ -n "${PEP_KEEP:-}" ] || rm -rf "$PEP_TMP"; }
+trap cleanup_tmp EXIT
+
+ok() { _n=$((_n + 1)); echo "ok $_n - $*"; }
+not_ok() { _n=$((_n + 1)); _fail=$((_fail + 1)); echo "not ok $_n - $*"; }
+skip() { _n=$((_n + 1)); echo "ok $_n - # SKIP $*"; }
+diag() { echo "# $*"; }
+
+# check DESCRIPTION COMMAND...: ok if the command succeeds.
+check() {
+	_d=$1; shift
+	if "$@" >"$PEP_TMP/.out" 2>&1; then ok "$_d"; else
+		not_ok "$_d"; sed 's/^/#   /' "$PEP_TMP/.out" | head -20
+	fi
+}
+
+# check_fail DESCRIPTION COMMAND...: ok if the command fails.
+check_fail() {
+	_d=$1; shift
+	if "$@" >"$PEP_TMP/.out" 2>&1; then
+		not_ok "$_d (unexpected success)"
+	else ok "$_d"; fi
+}
+
+# The Alpine minirootfs tarball for ARCH (default x86_64): ../shared/alpine,
+# then $PEP_FIXTURES, then Alpine's CDN with the sha512 checked.
+alpine_minirootfs() {
+	_arch=${1:-x86_64}
+	_f=alpine-minirootfs-3.20.3-$_arch.tar.gz
+	for _d in "$TOP/../shared/alpine" "${PEP_FIXTURES:-/nonexistent}" \
+	    "$PEP_CACHE"; do
+		if [ -f "$_d/$_f" ]; then echo "$_d/$_f"; return 0; fi
+	done
+	_sums="$TOP/../shared/alpine/SHA512SUMS"
+	[ -f "$_sums" ] || _sums="$TOP/tests/fixtures/SHA512SUMS"
+	mkdir -p "$PEP_CACHE"
+	_url=https://dl-cdn.alpinelinux.org/alpine/v3.20/releases/$_arch/$_f
+	curl -fsSL -o "$PEP_CACHE/$_f.part" "$_url" >&2 || return 1
+	_want=$(grep " $_f\$" "$_sums" | cut -d' ' -f1)
+	_got=$(sha512sum "$PEP_CACHE/$_f.part" | cut -d' ' -f1)
+	if [ -z "$_want" ] || [ "$_want" != "$_got" ]; then
+		echo "alpine_minirootfs: $_f: sha512 mismatch" >&2
+		rm -f "$PEP_CACHE/$_f.part"; return 1
+	fi
+	mv "$PEP_CACHE/$_f.part" "$PEP_CACHE/$_f"
+	echo "$PEP_CACHE/$_f"
+}
+
+done_testing() {
+	echo "1..$_n"
+	[ "$_fail" -eq 0 ]
+}

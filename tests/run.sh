@@ -1,0 +1,58 @@
+#!/bin/sh
+# The one test runner: unit test binaries (TAP), then every shell case in
+# tests/cases (TAP), with the normal build and again with the ASan+UBSan
+# build (build-asan). Prints a closing "N passed, N failed" line.
+#   PEP_NO_ASAN=1  skip the sanitizer pass
+#   PEP_ONLY=glob  run only cases whose file name matches glob
+set -u
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+cd "$TOP" || exit 1
+passed=0
+failed=0
+skipped=0
+failures=""
+
+run_one() {	# name, command...
+	name=$1; shift
+	log=$(mktemp /tmp/pep-run.XXXXXX)
+	"$@" >"$log" 2>&1
+	rc=$?
+	p=$(grep -c '^ok ' "$log")
+	s=$(grep -c '^ok .*# SKIP' "$log")
+	f=$(grep -c '^not ok ' "$log")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+	passed=$((passed + p - s)); skipped=$((skipped + s))
+	failed=$((failed + f))
+	if [ "$f" -gt 0 ]; then
+		failures="$failures $name"
+		echo "FAIL $name (rc=$rc)"; sed 's/^/    /' "$log" | tail -40
+	else
+		echo "PASS $name ($p ok${s:+, $s skipped})"
+	fi
+	rm -f "$log"
+}
+
+run_build() {	# build dir
+	b=$1
+	for t in "$b"/tests/*; do
+		[ -x "$t" ] || continue
+		case $(basename "$t") in ${PEP_ONLY:-*}) ;; *) continue ;; esac
+		run_one "$b:$(basename "$t")" "$t" "$TOP/tests/data"
+	done
+	for c in tests/cases/*.sh; do
+		[ -f "$c" ] || continue
+		case $(basename "$c") in ${PEP_ONLY:-*}) ;; *) continue ;; esac
+		run_one "$b:$(basename "$c" .sh)" env BUILD="$b" \
+			PEP_BAKE="$TOP/$b/pep-bake" sh "$c"
+	done
+}
+
+run_build build
+if [ -z "${PEP_NO_ASAN:-}" ] && [ -d build-asan ]; then
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	run_build build-asan
+fi
+[ -n "$failures" ] && echo "failed:$failures"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
