@@ -65,7 +65,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BAKE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BAKE_LIB) $(LDFLAGS) $(BAKE_LIBS)
 
-$(BUILD)/%: tests/tools/%.c $(BAKE_LIB)
+$(TOOL_BIN): $(BUILD)/%: tests/tools/%.c $(BAKE_LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BAKE_LIB) $(LDFLAGS) $(BAKE_LIBS)
 
 # --- tests ----------------------------------------------------------
@@ -82,6 +82,7 @@ check-fast: all
 # --- fuzzing (clang libFuzzer) ----------------------------------------
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined \
 	$(CPPFLAGS) $(BAKE_CFLAGS)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)

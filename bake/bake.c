@@ -95,9 +95,12 @@ bake_target_size(struct bake *b, struct pep_err *e)
 	return 0;
 }
 
-/* 1 if the ext4 at off is an OS root (has alpine-release/os-release). */
+/*
+ * 1 if the ext4 at off is an OS root (has alpine-release/os-release).
+ * A filesystem that cannot be opened leaves its reason in *why.
+ */
 static int
-bake_is_root(struct bake *b, uint64_t off, int *alpine)
+bake_is_root(struct bake *b, uint64_t off, int *alpine, struct pep_err *why)
 {
 	struct ext4 *x = NULL;
 	int found = 0;
@@ -105,7 +108,7 @@ bake_is_root(struct bake *b, uint64_t off, int *alpine)
 	*alpine = 0;
 	if (!ext4_probe(b->out.fd, off))
 		return 0;
-	if (ext4_open(&x, b->out.fdpath, b->o->output, off, 0, 1, NULL) < 0)
+	if (ext4_open(&x, b->out.fdpath, b->o->input, off, 0, 1, why) < 0)
 		return 0;
 	if (ext4_exists(x, "/etc/alpine-release") == 1)
 		found = *alpine = 1;
@@ -120,6 +123,7 @@ bake_find_root(struct bake *b, struct pep_err *e)
 {
 	struct bake_report *r = b->r;
 	const struct part_info *p;
+	struct pep_err why = { 0, "" };
 	size_t i;
 	int alpine, best = 0;
 
@@ -127,7 +131,8 @@ bake_find_root(struct bake *b, struct pep_err *e)
 		p = &r->before.parts[i];
 		if (b->o->root_part && p->partno != b->o->root_part)
 			continue;
-		if (!bake_is_root(b, p->start, &alpine) && !b->o->root_part)
+		if (!bake_is_root(b, p->start, &alpine, &why) &&
+		    !b->o->root_part)
 			continue;
 		if (best == 0 || alpine) {
 			best = p->partno;
@@ -139,6 +144,8 @@ bake_find_root(struct bake *b, struct pep_err *e)
 	if (b->o->root_part && best == 0)
 		return pep_errf(e, PEP_ENOTFOUND, "%s: no partition %d",
 		    b->o->input, b->o->root_part);
+	if (best == 0 && why.code != 0)
+		return pep_errf(e, why.code, "%s", why.msg);
 	if (best == 0)
 		return pep_errf(e, PEP_ENOTFOUND, "%s: no partition holds an "
 		    "ext2/3/4 filesystem with /etc/alpine-release or "
@@ -235,6 +242,10 @@ bake_console_one(struct bake *b, const struct console_target *t,
 	int rc, changed = 0;
 
 	rc = ext4_read_file(b->fs, t->path, &in, &inlen, e);
+	if (rc == -ENOENT) {
+		rc = 0;		/* a dangling symlink: nothing to patch */
+		goto out;
+	}
 	if (rc < 0)
 		goto out;
 	rc = console_rewrite(t->kind, in, inlen, b->o->consoles,

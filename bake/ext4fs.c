@@ -112,14 +112,14 @@ open_fs(struct ext4 *x, const char *path, uint64_t off, struct pep_err *e)
 		flags |= EXT2_FLAG_RW;
 	snprintf(opts, sizeof(opts), "offset=%llu", (unsigned long long)off);
 	err = ext2fs_open2(path, opts, flags, 0, 0, unix_io_manager, &x->fs);
+	if (err != 0)
+		x->fs = NULL;
 	if (err == EXT2_ET_BAD_MAGIC)
 		return pep_errf(e, PEP_EFORMAT, "%s: not an ext2/3/4 "
 		    "filesystem", x->label);
-	if (err != 0) {
-		x->fs = NULL;
+	if (err != 0)
 		return pep_errf(e, open_errcode(err), "%s: cannot open the "
 		    "filesystem: %s", x->label, error_message(err));
-	}
 	/* The only time source: libext2fs uses fs->now when non-zero. */
 	x->fs->now = x->now;
 	return 0;
@@ -134,6 +134,8 @@ ext4_open(struct ext4 **xp, const char *path, const char *label,
 	int r;
 
 	*xp = NULL;
+	/* So that error_message() knows the ext2 codes (idempotent). */
+	initialize_ext2_error_table();
 	/* 0 would mean "wall clock" to libext2fs; >2038 needs epoch bits. */
 	if (now <= 0 || now > INT32_MAX)
 		return pep_errf(e, PEP_EUSAGE, "%s: timestamp %lld out of "
@@ -273,6 +275,9 @@ ext4_read_file(struct ext4 *x, const char *path, char **buf, size_t *len,
 
 	*buf = NULL;
 	*len = 0;
+	if (path[0] != '/')
+		return pep_errf(e, PEP_EUSAGE, "%s: %s: not an absolute path",
+		    x->label, path);
 	err = lookup(x, path, 1, &ino);
 	if (err == EXT2_ET_FILE_NOT_FOUND)
 		return pep_errf(e, ENOENT, "%s: %s: no such file", x->label,
@@ -303,19 +308,20 @@ ext4_read_file(struct ext4 *x, const char *path, char **buf, size_t *len,
 	return 0;
 }
 
-/* Zero the nanosecond/epoch bits of a time field that the inode holds. */
-#define X_ZERO_EXTRA(li, isz, field)					\
-	do {								\
-		if ((isz) > EXT2_GOOD_OLD_INODE_SIZE &&			\
-		    offsetof(struct ext2_inode_large, field) +		\
-		    sizeof((li)->field) <= EXT2_GOOD_OLD_INODE_SIZE +	\
-		    (size_t)(li)->i_extra_isize)				\
-			(li)->field = 0;				\
-	} while (0)
+#define LI_END(f) (offsetof(struct ext2_inode_large, f) + \
+	sizeof(((struct ext2_inode_large *)NULL)->f))
+
+/* 1 if the inode (isz bytes on disk) holds the field ending at end. */
+static int
+holds(const struct ext2_inode_large *li, int isz, size_t end)
+{
+	return isz > EXT2_GOOD_OLD_INODE_SIZE && end <= (size_t)isz &&
+	    end <= EXT2_GOOD_OLD_INODE_SIZE + (size_t)li->i_extra_isize;
+}
 
 /*
  * Set mtime = ctime = now (and atime/crtime too when all is set) on ino,
- * clearing the sub-second fields so the result is deterministic.
+ * zeroing the nanosecond/epoch fields so the result is deterministic.
  */
 static int
 stamp_inode(struct ext4 *x, ext2_ino_t ino, int all, const char *path,
@@ -323,6 +329,7 @@ stamp_inode(struct ext4 *x, ext2_ino_t ino, int all, const char *path,
 {
 	struct ext2_inode_large li;
 	int isz = EXT2_INODE_SIZE(x->fs->super);
+	uint32_t now = (uint32_t)x->now;
 	errcode_t err;
 
 	if (isz > (int)sizeof(li))
@@ -332,18 +339,17 @@ stamp_inode(struct ext4 *x, ext2_ino_t ino, int all, const char *path,
 	    isz);
 	if (err != 0)
 		return x_lib(x, e, err, path, "reading its inode");
-	li.i_mtime = li.i_ctime = (uint32_t)x->now;
-	X_ZERO_EXTRA(&li, isz, i_mtime_extra);
-	X_ZERO_EXTRA(&li, isz, i_ctime_extra);
+	li.i_mtime = li.i_ctime = now;
+	if (holds(&li, isz, LI_END(i_mtime_extra)))
+		li.i_mtime_extra = li.i_ctime_extra = 0;
 	if (all) {
-		li.i_atime = (uint32_t)x->now;
-		X_ZERO_EXTRA(&li, isz, i_atime_extra);
-		X_ZERO_EXTRA(&li, isz, i_crtime_extra);
-		if (isz > EXT2_GOOD_OLD_INODE_SIZE &&
-		    offsetof(struct ext2_inode_large, i_crtime) +
-		    sizeof(li.i_crtime) <= EXT2_GOOD_OLD_INODE_SIZE +
-		    (size_t)li.i_extra_isize)
-			li.i_crtime = (uint32_t)x->now;
+		li.i_atime = now;
+		if (holds(&li, isz, LI_END(i_atime_extra)))
+			li.i_atime_extra = 0;
+		if (holds(&li, isz, LI_END(i_crtime_extra))) {
+			li.i_crtime = now;
+			li.i_crtime_extra = 0;
+		}
 	}
 	err = ext2fs_write_inode_full(x->fs, ino, (struct ext2_inode *)&li,
 	    isz);
@@ -431,6 +437,7 @@ put_data(struct ext4 *x, ext2_ino_t ino, const void *buf, size_t len,
 {
 	ext2_file_t f = NULL;
 	unsigned int wrote = 0;
+	__u64 size = 0;
 	errcode_t err, err2;
 	int r;
 
@@ -446,8 +453,13 @@ put_data(struct ext4 *x, ext2_ino_t ino, const void *buf, size_t len,
 		err = ext2fs_file_write(f, buf, (unsigned int)len, &wrote);
 	if (err == 0 && wrote != len)
 		err = EXT2_ET_SHORT_WRITE;
-	/* An inline write may leave the size at the old inline area. */
+	/*
+	 * Should an inline write overflow into blocks, 1.47.0 first copies
+	 * the whole inline area out: the size can exceed ours then.
+	 */
 	if (err == 0)
+		err = ext2fs_file_get_lsize(f, &size);
+	if (err == 0 && size != len)
 		err = ext2fs_file_set_size2(f, len);
 	err2 = ext2fs_file_close(f);
 	if (err == 0)
@@ -614,6 +626,9 @@ ext4_write_file(struct ext4 *x, const char *path, const void *buf,
 	r = check_rw(x, path, e);
 	if (r < 0)
 		return r;
+	if (path[0] != '/')
+		return pep_errf(e, PEP_EUSAGE, "%s: %s: not an absolute path",
+		    x->label, path);
 	if (len > UINT_MAX)
 		return pep_errf(e, PEP_EUNSUPPORTED, "%s: %s: too large",
 		    x->label, path);

@@ -6,7 +6,7 @@ set -eu
 BUILD="build-essential pkg-config libext2fs-dev libfdisk-dev libarchive-dev
 libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev"
 TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
-libclang-rt-14-dev xxd"
+libclang-rt-14-dev xxd bc time python3"
 
 missing=""
 for p in $BUILD $TEST; do

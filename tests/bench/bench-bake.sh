@@ -1,0 +1,96 @@
+#!/bin/sh
+# make bench: pep-bake against the reference pipeline on one Alpine-like
+# 1 GiB dynamic VHD holding >= 500 MiB of data, in one run.
+# Reference: qemu-img convert + resize, sgdisk (relocate backup, re-create
+# the root partition keeping GUID/name/type), e2fsck + resize2fs on a loop
+# device, debugfs (console and NoCloud edits).
+# Prints wall-time and allocated-bytes ratios and pep-bake's peak RSS.
+set -eu
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+PEP_BAKE=${PEP_BAKE:-$TOP/build/pep-bake}
+W=${PEP_BENCH_DIR:-$TOP/build/bench}
+SIZE=${PEP_BENCH_SIZE:-2G}
+DATA_MIB=${PEP_BENCH_DATA_MIB:-520}
+mkdir -p "$W"
+
+now() { date +%s.%N; }
+alloc() { du -B1 "$1" | cut -f1; }
+
+make_input() {
+	[ -f "$W/in.vhd" ] && return 0
+	echo "bench: building a 1 GiB GPT cloud-init disk with" \
+	    "$DATA_MIB MiB of data" >&2
+	sh "$TOP/tests/fixtures/mkdisk.sh" gpt cloudinit raw "$W/in.raw" 1024
+	python3 -c 'import random,sys
+r=random.Random(7); f=open(sys.argv[1],"wb")
+for i in range(int(sys.argv[2])): f.write(r.randbytes(1<<20))' \
+	    "$W/blob" "$DATA_MIB"
+	debugfs -w -R "write $W/blob /bench-blob" \
+	    "$W/in.raw?offset=1048576" >/dev/null 2>&1
+	rm -f "$W/blob"
+	qemu-img convert -f raw -O vpc "$W/in.raw" "$W/in.vhd"
+	rm -f "$W/in.raw"
+}
+
+# The reference pipeline with the same end result as pep-bake.
+reference() {	# $1: 1 to run resize2fs
+	r=$W/ref.raw
+	rm -f "$r"
+	qemu-img convert -f vpc -O raw "$W/in.vhd" "$r"
+	qemu-img resize -q -f raw "$r" "$SIZE"
+	guid=$(sgdisk -i 2 "$r" | sed -n 's/^Partition unique GUID: //p')
+	sgdisk -q -e "$r"
+	sgdisk -q -d 2 -n 2:2048:0 -t 2:8300 -u "2:$guid" -c "2:/" "$r"
+	dev=$(losetup --find --show --offset 1048576 "$r")
+	e2fsck -fy "$dev" >/dev/null 2>&1 || true
+	[ "$1" = 1 ] && resize2fs "$dev" >/dev/null 2>&1
+	debugfs -R "cat /boot/grub/grub.cfg" "$dev" 2>/dev/null |
+	    sed 's/console=[^ ]*//g; s/\(linux .*\)/\1 console=hvc0/' \
+	    >"$W/grub.cfg"
+	printf 'datasource_list: [ NoCloud, None ]\n' >"$W/99.cfg"
+	debugfs -w -f - "$dev" >/dev/null 2>&1 <<EOC
+rm /boot/grub/grub.cfg
+write $W/grub.cfg /boot/grub/grub.cfg
+mkdir /etc/cloud/cloud.cfg.d
+write $W/99.cfg /etc/cloud/cloud.cfg.d/99_nocloud.cfg
+EOC
+	losetup -d "$dev"
+	sync "$r"
+}
+
+timed() {	# label, command...: prints seconds
+	_l=$1; shift
+	sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+	t0=$(now); "$@"; t1=$(now)
+	echo "$t1 - $t0" | bc -l
+}
+
+command -v losetup >/dev/null && losetup -f >/dev/null 2>&1 || {
+	echo "bench: loop devices are not available here (need root)" >&2
+	exit 1
+}
+make_input
+echo "input: $(ls -l "$W/in.vhd" | awk '{print $5}') bytes," \
+    "$(alloc "$W/in.vhd") allocated"
+
+t_pep=$(timed pep /usr/bin/time -f %M -o "$W/rss" \
+    "$PEP_BAKE" -q --size "$SIZE" "$W/in.vhd" -o "$W/pep.raw")
+rss=$(cat "$W/rss")
+t_ref=$(timed ref reference 1)
+a_ref=$(alloc "$W/ref.raw")
+t_ref0=$(timed ref reference 0)
+a_pep=$(alloc "$W/pep.raw")
+
+printf 'pep-bake:                    %8.2f s  %12s bytes allocated  peak RSS %d KiB\n' \
+    "$t_pep" "$a_pep" "$rss"
+printf 'reference (with resize2fs):  %8.2f s  %12s bytes allocated\n' \
+    "$t_ref" "$a_ref"
+printf 'reference (no resize2fs):    %8.2f s\n' "$t_ref0"
+printf 'time ratio pep/reference:    %8.3f  (target <= 0.5)\n' \
+    "$(echo "$t_pep / $t_ref" | bc -l)"
+printf 'time ratio pep/ref-no-grow:  %8.3f\n' \
+    "$(echo "$t_pep / $t_ref0" | bc -l)"
+printf 'alloc ratio pep/reference:   %8.3f  (target <= 1)\n' \
+    "$(echo "$a_pep / $a_ref" | bc -l)"
+printf 'peak RSS:                    %8d KiB (target <= 65536)\n' "$rss"
+rm -f "$W/ref.raw" "$W/pep.raw"

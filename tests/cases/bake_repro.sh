@@ -1,0 +1,94 @@
+#!/bin/sh
+# pep-bake is reproducible (same input and epoch -> same bytes, whatever
+# the output name or the time of day), and its command line behaves.
+. "$(dirname "$0")/../lib.sh"
+. "$TOP/tests/fixtures/bakelib.sh"
+
+IN=$PEP_TMP/in.raw
+O=$PEP_TMP/o
+
+sum() { sha256sum <"$1" | cut -d' ' -f1; }
+
+reproducible() {
+	bake_ok "bake once" "$IN" -o "$O/first.raw" --size 1G
+	sleep 1.1
+	bake_ok "bake again, another name, a second later" "$IN" \
+	    -o "$O/second.img" --size 1G
+	is "same bytes" "$(sum "$O/second.img")" "$(sum "$O/first.raw")"
+	rm -f "$O/second.img"
+
+	SOURCE_DATE_EPOCH=1700000000 bake_ok "bake with SOURCE_DATE_EPOCH" \
+	    "$IN" -o "$O/sde.raw" --size 1G
+	bake_ok "bake with --epoch" "$IN" -o "$O/epoch.raw" --size 1G \
+	    --epoch 1700000000
+	is "SOURCE_DATE_EPOCH=X and --epoch X agree" \
+	    "$(sum "$O/sde.raw")" "$(sum "$O/epoch.raw")"
+	SOURCE_DATE_EPOCH=1 bake_ok "--epoch beats SOURCE_DATE_EPOCH" \
+	    "$IN" -o "$O/both.raw" --size 1G --epoch 1700000000
+	is "--epoch X with SOURCE_DATE_EPOCH=1 gives the --epoch X bytes" \
+	    "$(sum "$O/both.raw")" "$(sum "$O/epoch.raw")"
+	bake_ok "bake with another --epoch" "$IN" -o "$O/other.raw" \
+	    --size 1G --epoch 1700000001
+	if [ "$(sum "$O/other.raw")" != "$(sum "$O/epoch.raw")" ]; then
+		ok "another epoch, other bytes"
+	else not_ok "another epoch, other bytes"; fi
+	rm -f "$O"/*
+}
+
+# exit_is DESCRIPTION WANT ARGS...: pep-bake ARGS exits with WANT.
+exit_is() {
+	_d=$1 _w=$2; shift 2
+	bake "$@"
+	is "$_d: exit $_w" "$BAKE_RC" "$_w"
+}
+
+command_line() {
+	exit_is "--help" 0 --help
+	check "--help mentions --size" grep -q -e '--size' "$PEP_TMP/bake.out"
+	exit_is "-h" 0 -h
+	exit_is "--version" 0 --version
+	check "--version prints a version" grep -Eq '[0-9]+\.[0-9]+' \
+	    "$PEP_TMP/bake.out"
+	exit_is "-V" 0 -V
+	exit_is "unknown option" 2 --frobnicate "$IN" -o "$O/x.raw"
+	check "unknown option: says so on stderr" test -s "$PEP_TMP/bake.err"
+	exit_is "no -o" 2 "$IN"
+	exit_is "no input" 2 -o "$O/x.raw"
+	exit_is "two inputs" 2 "$IN" "$IN" -o "$O/x.raw"
+	exit_is "--size banana" 2 "$IN" -o "$O/x.raw" --size banana
+	exit_is "--size 1Q" 2 "$IN" -o "$O/x.raw" --size 1Q
+	exit_is "--epoch soon" 2 "$IN" -o "$O/x.raw" --epoch soon
+	is "usage errors leave no output" "$(ls -A "$O")" ""
+}
+
+quiet() {
+	bake_ok "--quiet bake" -q "$IN" -o "$O/q.raw" --size 1G
+	is "--quiet: stderr empty" "$(cat "$PEP_TMP/bake.err")" ""
+	bake_ok "bake with stderr on a pipe" "$IN" -o "$O/p.raw" --size 1G
+	check_fail "no progress meter (no CR) when stderr is not a terminal" \
+	    grep -q "$(printf '\r')" "$PEP_TMP/bake.err"
+	is "stderr on a pipe: empty when there are no warnings" \
+	    "$(cat "$PEP_TMP/bake.err")" ""
+	rm -f "$O"/*
+}
+
+# With a terminal on stderr there is progress (script(1) makes the pty).
+progress() {
+	if ! command -v script >/dev/null 2>&1; then
+		skip "progress on a terminal: no script(1)"; return 0
+	fi
+	script -qec "'$PEP_BAKE' '$IN' -o '$O/tty.raw' --size 1G 2>&1 \
+	    >/dev/null" /dev/null >"$PEP_TMP/tty.out" 2>&1
+	check "progress shown when stderr is a terminal" \
+	    test -s "$PEP_TMP/tty.out"
+	rm -f "$O"/*
+}
+
+[ -x "$PEP_BAKE" ] || bail "$PEP_BAKE not built"
+mkdir -p "$O"
+fixture "$IN" gpt cloudinit raw
+reproducible
+command_line
+quiet
+progress
+done_testing

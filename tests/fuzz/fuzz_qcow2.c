@@ -1,0 +1,93 @@
+/*
+ * libFuzzer target for the container readers, seeded with qcow2 images
+ * (tests/fuzz/corpus/qcow2): the input goes into a memfd, is opened with
+ * img_open_fd (any format may match), and the whole virtual disk is
+ * mapped and, when small enough, read. The qcow2 magic is forced at 0 so
+ * that mutations explore the qcow2 reader.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../../bake/bake.h"
+
+#define FUZZ_MAX_READ (64ull << 20)	/* read disks up to this size */
+#define FUZZ_MAX_RUN (1ull << 30)	/* most asked of one img_map */
+#define FUZZ_MAX_MAPS 4096
+#define FUZZ_CHUNK (64u << 10)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int
+fuzz_memfd(const uint8_t *data, size_t size)
+{
+	size_t done = 0;
+	ssize_t n;
+	int fd;
+
+	fd = memfd_create("fuzz", MFD_CLOEXEC);
+	if (fd < 0)
+		abort();
+	while (done < size) {
+		n = write(fd, data + done, size - done);
+		if (n <= 0)
+			abort();
+		done += (size_t)n;
+	}
+	if (size >= 4 && pwrite(fd, "QFI\xfb", 4, 0) != 4)
+		abort();
+	return fd;
+}
+
+static void
+fuzz_read(struct img *im, uint8_t *buf, uint64_t off, uint64_t len)
+{
+	struct pep_err e;
+	size_t n;
+
+	while (len > 0) {
+		n = len < FUZZ_CHUNK ? (size_t)len : FUZZ_CHUNK;
+		if (img_pread(im, buf, n, off, &e) < 0)
+			return;
+		off += n;
+		len -= n;
+	}
+}
+
+static void
+fuzz_walk(struct img *im)
+{
+	static uint8_t buf[FUZZ_CHUNK];
+	struct pep_err e;
+	uint64_t off = 0, len;
+	int i, kind;
+
+	for (i = 0; i < FUZZ_MAX_MAPS && off < im->virtual_size; i++) {
+		len = im->virtual_size - off;
+		if (len > FUZZ_MAX_RUN)
+			len = FUZZ_MAX_RUN;
+		kind = img_map(im, off, &len, &e);
+		if (kind < 0)
+			return;
+		if (kind == IMG_DATA && im->virtual_size <= FUZZ_MAX_READ)
+			fuzz_read(im, buf, off, len);
+		off += len;
+	}
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct pep_err e;
+	struct img *im = NULL;
+	int fd;
+
+	fd = fuzz_memfd(data, size);
+	if (img_open_fd(&im, fd, "fuzz", &e) == 0) {
+		fuzz_walk(im);
+		img_close(im);
+	}
+	close(fd);
+	return 0;
+}

@@ -1,0 +1,232 @@
+/*
+ * console_rewrite: every tests/data/console/NAME.KIND.in must become
+ * NAME.KIND.out with consoles {"hvc0"} (and .out must stay as it is),
+ * plus inline cases with two consoles and the argument checks.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../bake/bake.h"
+#include "../tap.h"
+
+static const struct {
+	const char *name;
+	enum console_file kind;
+} kinds[] = {
+	{ "grub_cfg", CONSOLE_GRUB_CFG },
+	{ "default_grub", CONSOLE_DEFAULT_GRUB },
+	{ "extlinux", CONSOLE_EXTLINUX },
+	{ "update_extlinux", CONSOLE_UPDATE_EXTLINUX },
+};
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *b = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0) {
+		n = ftell(f);
+		if (n >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+			b = malloc((size_t)n + 1);
+			if (b != NULL &&
+			    fread(b, 1, (size_t)n, f) != (size_t)n) {
+				free(b);
+				b = NULL;
+			}
+			*len = (size_t)n;
+		}
+	}
+	fclose(f);
+	return b;
+}
+
+/* Rewrite in; 1 if the result is want and changed is as expected. */
+static int
+same(enum console_file kind, const char *in, size_t inlen,
+    const char *const *cons, size_t ncons, const char *want, size_t wantlen)
+{
+	char *out = NULL;
+	size_t outlen = 0;
+	int changed = -1, r, ok;
+
+	r = console_rewrite(kind, in, inlen, cons, ncons, &out, &outlen,
+	    &changed, NULL);
+	ok = r == 0 && outlen == wantlen && memcmp(out, want, wantlen) == 0 &&
+	    changed == (inlen != wantlen || memcmp(in, want, inlen) != 0);
+	if (!ok && r == 0)
+		printf("# got (%zu bytes):\n%.*s\n# end\n", outlen, (int)outlen,
+		    out);
+	free(out);
+	return ok;
+}
+
+static int
+kind_of(const char *file, enum console_file *kind)
+{
+	const char *dot, *end = strrchr(file, '.');
+	size_t i, n;
+
+	if (end == NULL || strcmp(end, ".in") != 0)
+		return 0;
+	for (dot = end - 1; dot > file && *dot != '.'; dot--)
+		;
+	if (*dot != '.')
+		return 0;
+	n = (size_t)(end - dot - 1);
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strlen(kinds[i].name) == n &&
+		    memcmp(dot + 1, kinds[i].name, n) == 0) {
+			*kind = kinds[i].kind;
+			return 1;
+		}
+	}
+	return -1;
+}
+
+static void
+one_case(const char *dir, const char *file)
+{
+	static const char *const hvc[] = { "hvc0" };
+	char pin[4096], pout[4096];
+	char *in = NULL, *out = NULL;
+	size_t inlen = 0, outlen = 0;
+	enum console_file kind = CONSOLE_GRUB_CFG;
+	int k = kind_of(file, &kind);
+
+	if (k == 0)
+		return;
+	if (!tap_ok(k > 0, "%s: known kind", file))
+		return;
+	if (snprintf(pin, sizeof(pin), "%s/%s", dir, file) >=
+	    (int)sizeof(pin) - 1)
+		return;
+	snprintf(pout, sizeof(pout), "%.*s.out", (int)strlen(pin) - 3, pin);
+	in = slurp(pin, &inlen);
+	out = slurp(pout, &outlen);
+	if (tap_ok(in != NULL && out != NULL, "%s: .in and .out read", file)) {
+		tap_ok(same(kind, in, inlen, hvc, 1, out, outlen), "%s", file);
+		tap_ok(same(kind, out, outlen, hvc, 1, out, outlen),
+		    "%s: .out is a fixed point", file);
+	}
+	free(in);
+	free(out);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+data_cases(const char *top)
+{
+	char dir[4096];
+	char **names = NULL, **nn;
+	size_t n = 0, i;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/console", top);
+	d = opendir(dir);
+	if (!tap_ok(d != NULL, "open %s", dir))
+		return;
+	while ((de = readdir(d)) != NULL) {
+		nn = realloc(names, (n + 1) * sizeof(*names));
+		if (nn == NULL)
+			break;
+		names = nn;
+		names[n] = strdup(de->d_name);
+		if (names[n] != NULL)
+			n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (i = 0; i < n; i++) {
+		one_case(dir, names[i]);
+		free(names[i]);
+	}
+	free(names);
+}
+
+#define S(x) x, sizeof(x) - 1
+
+static void
+two_consoles(void)
+{
+	static const char *const two[] = { "ttyS0,115200n8", "hvc0" };
+
+	tap_ok(same(CONSOLE_GRUB_CFG,
+	    S("\tlinux /vmlinuz ro console=tty0 quiet console=ttyS1\n"), two, 2,
+	    S("\tlinux /vmlinuz ro console=ttyS0,115200n8 console=hvc0 "
+	    "quiet\n")),
+	    "grub.cfg: two consoles at the first one's place");
+	tap_ok(same(CONSOLE_DEFAULT_GRUB,
+	    S("GRUB_CMDLINE_LINUX_DEFAULT=console=tty0\n"), two, 2,
+	    S("GRUB_CMDLINE_LINUX_DEFAULT=\"console=ttyS0,115200n8 "
+	    "console=hvc0\"\n")),
+	    "default grub: a bare value gets quotes when it needs them");
+	tap_ok(same(CONSOLE_EXTLINUX, S("APPEND root=/dev/vda\n"), two, 2,
+	    S("APPEND root=/dev/vda console=ttyS0,115200n8 console=hvc0\n")),
+	    "extlinux: two consoles appended");
+	tap_ok(same(CONSOLE_UPDATE_EXTLINUX,
+	    S("serial_port=ttyS0\ndefault_kernel_opts=\"quiet\"\n"), two, 2,
+	    S("serial_port=ttyS0\ndefault_kernel_opts=\"quiet "
+	    "console=ttyS0,115200n8 console=hvc0\"\n")),
+	    "update-extlinux: serial_port kept when it is a wanted console");
+	tap_ok(same(CONSOLE_GRUB_CFG,
+	    S("linux /v console=a\0b x\nlinux /v\0 y\n"), two, 2,
+	    S("linux /v console=ttyS0,115200n8 console=hvc0 x\n"
+	    "linux /v\0 y console=ttyS0,115200n8 console=hvc0\n")),
+	    "NUL bytes are plain bytes");
+}
+
+static int
+fails(const char *const *cons, size_t ncons, enum console_file kind)
+{
+	struct pep_err e = { 0, "" };
+	char *out = NULL;
+	size_t outlen = 0;
+	int changed = 0, r;
+
+	r = console_rewrite(kind, S("linux /v\n"), cons, ncons, &out, &outlen,
+	    &changed, &e);
+	free(out);
+	return r == -PEP_EUSAGE && out == NULL && e.msg[0] != '\0';
+}
+
+static void
+bad_args(void)
+{
+	static const char *const blank[] = { "hvc0 quiet" };
+	static const char *const tab[] = { "hvc0\t" };
+	static const char *const empty[] = { "" };
+	static const char *const quote[] = { "hvc0\"" };
+	static const char *const squote[] = { "it's" };
+	static const char *const dollar[] = { "$x" };
+	static const char *const ok1[] = { "hvc0" };
+
+	tap_ok(fails(blank, 1, CONSOLE_GRUB_CFG), "blank refused");
+	tap_ok(fails(tab, 1, CONSOLE_GRUB_CFG), "tab refused");
+	tap_ok(fails(empty, 1, CONSOLE_GRUB_CFG), "empty refused");
+	tap_ok(fails(quote, 1, CONSOLE_GRUB_CFG), "double quote refused");
+	tap_ok(fails(squote, 1, CONSOLE_GRUB_CFG), "single quote refused");
+	tap_ok(fails(dollar, 1, CONSOLE_GRUB_CFG), "$ refused");
+	tap_ok(fails(ok1, 0, CONSOLE_GRUB_CFG), "no console refused");
+	tap_ok(fails(ok1, 1, (enum console_file)99), "unknown kind refused");
+}
+
+int
+main(int argc, char **argv)
+{
+	data_cases(argc > 1 ? argv[1] : "tests/data");
+	two_consoles();
+	bad_args();
+	return tap_done();
+}
