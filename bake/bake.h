@@ -41,6 +41,13 @@ struct img_ops {
 	 */
 	int (*map)(struct img *im, uint64_t off, uint64_t *len,
 	    struct pep_err *e);
+	/*
+	 * Optional. If the run at off is stored verbatim in the container,
+	 * set *file_off to where it starts, shorten *len to the contiguous
+	 * stretch and return 1; return 0 when the run must go through pread.
+	 */
+	int (*direct)(struct img *im, uint64_t off, uint64_t *len,
+	    uint64_t *file_off);
 	void (*close)(struct img *im);
 };
 
@@ -67,6 +74,8 @@ int img_open_fd(struct img **imp, int fd, const char *name,
 int img_pread(struct img *im, void *buf, size_t len, uint64_t off,
     struct pep_err *e);
 int img_map(struct img *im, uint64_t off, uint64_t *len, struct pep_err *e);
+int img_direct(struct img *im, uint64_t off, uint64_t *len,
+    uint64_t *file_off);
 void img_close(struct img *im);
 /*
  * Exact read of the container file; a short read is PEP_ECORRUPT

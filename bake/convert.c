@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "bake.h"
 
 #define CONVERT_CHUNK	(1u << 20)
 #define CONVERT_BLOCK	4096u
+#define CONVERT_MAP	(8u << 20)
 
 static int
 convert_is_zero(const uint8_t *p, size_t len)
@@ -78,6 +80,37 @@ convert_write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off,
 	return 0;
 }
 
+/*
+ * A run stored verbatim in the container: map it and write its non-zero
+ * blocks straight from the page cache (one copy instead of two).
+ */
+static int
+convert_direct(struct img *im, int outfd, const char *outname,
+    uint64_t off, uint64_t len, uint64_t foff, struct convert_stats *st,
+    struct pep_err *e)
+{
+	static long pagesz;
+	uint64_t base, skew;
+	uint8_t *map;
+	int rc;
+
+	if (pagesz == 0)
+		pagesz = sysconf(_SC_PAGESIZE);
+	skew = foff % (uint64_t)pagesz;
+	base = foff - skew;
+	map = mmap(NULL, len + skew, PROT_READ, MAP_SHARED, im->fd,
+	    (off_t)base);
+	if (map == MAP_FAILED)
+		return 1;	/* not mappable: let pread do it */
+	madvise(map, len + skew, MADV_SEQUENTIAL);
+	rc = convert_write_sparse(outfd, map + skew, len, off, outname,
+	    &st->bytes_written, e);
+	munmap(map, len + skew);
+	if (rc == 0)
+		st->bytes_read += len;
+	return rc;
+}
+
 static int
 convert_data_run(struct img *im, int outfd, const char *outname,
     uint8_t *buf, uint64_t off, uint64_t len, struct progress *p,
@@ -86,8 +119,18 @@ convert_data_run(struct img *im, int outfd, const char *outname,
 	int rc;
 
 	while (len > 0) {
-		size_t n = len < CONVERT_CHUNK ? (size_t)len : CONVERT_CHUNK;
+		uint64_t n = len < CONVERT_MAP ? len : CONVERT_MAP, foff;
 
+		if (img_direct(im, off, &n, &foff)) {
+			rc = convert_direct(im, outfd, outname, off, n, foff,
+			    st, e);
+			if (rc < 0)
+				return rc;
+			if (rc == 0)
+				goto next;
+		}
+		if (n > CONVERT_CHUNK)
+			n = CONVERT_CHUNK;
 		rc = img_pread(im, buf, n, off, e);
 		if (rc < 0)
 			return rc;
@@ -96,6 +139,7 @@ convert_data_run(struct img *im, int outfd, const char *outname,
 		    &st->bytes_written, e);
 		if (rc < 0)
 			return rc;
+next:
 		off += n;
 		len -= n;
 		progress_update(p, off);

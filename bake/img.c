@@ -118,6 +118,25 @@ img_open(struct img **imp, const char *path, struct pep_err *e)
 	return 0;
 }
 
+int
+img_direct(struct img *im, uint64_t off, uint64_t *len, uint64_t *file_off)
+{
+	uint64_t want = *len;
+
+	if (im->ops->direct == NULL || want == 0 || off >= im->virtual_size)
+		return 0;
+	if (want > im->virtual_size - off)
+		want = im->virtual_size - off;
+	*len = want;
+	if (im->ops->direct(im, off, len, file_off) != 1)
+		return 0;
+	/* Never trust a mapping that leaves the file: mmap would fault. */
+	if (*len == 0 || *len > want || *file_off > im->file_size ||
+	    *len > im->file_size - *file_off)
+		return 0;
+	return 1;
+}
+
 void
 img_close(struct img *im)
 {

@@ -78,6 +78,17 @@ img_raw_map(struct img *im, uint64_t off, uint64_t *len, struct pep_err *e)
 	return IMG_DATA;
 }
 
+/* Raw data (and a fixed VHD's) is the file itself. */
+static int
+img_raw_direct(struct img *im, uint64_t off, uint64_t *len,
+    uint64_t *file_off)
+{
+	(void)im;
+	(void)len;
+	*file_off = off;
+	return 1;
+}
+
 static void
 img_raw_close(struct img *im)
 {
@@ -90,5 +101,6 @@ const struct img_ops img_raw_ops = {
 	.open = img_raw_open,
 	.pread = img_raw_pread,
 	.map = img_raw_map,
+	.direct = img_raw_direct,
 	.close = img_raw_close,
 };

@@ -375,6 +375,50 @@ img_vhd_map(struct img *im, uint64_t off, uint64_t *len, struct pep_err *e)
 	return kind;
 }
 
+/* 1 if every sector of [pos, end) in block blk's bitmap is present. */
+static int
+vhd_all_present(const struct vhd *v, uint32_t pos, uint32_t end)
+{
+	uint32_t s = pos / 512, last = (end + 511) / 512;
+
+	while (s < last && (s & 7) != 0)
+		if (!vhd_bit(v, s++))
+			return 0;
+	for (; s + 8 <= last; s += 8)
+		if (v->bitmap[s >> 3] != 0xFF)
+			return 0;
+	for (; s < last; s++)
+		if (!vhd_bit(v, s))
+			return 0;
+	return 1;
+}
+
+/* A dynamic block is stored verbatim where its bitmap is all ones. */
+static int
+img_vhd_direct(struct img *im, uint64_t off, uint64_t *len,
+    uint64_t *file_off)
+{
+	struct vhd *v = im->priv;
+	uint32_t blk, pos, n;
+
+	if (v->bat == NULL) {
+		*file_off = off;
+		return 1;
+	}
+	blk = (uint32_t)(off / v->block_size);
+	pos = (uint32_t)(off % v->block_size);
+	n = v->block_size - pos;
+	if (n > *len)
+		n = (uint32_t)*len;
+	if (v->bat[blk] == VHD_BAT_FREE ||
+	    vhd_load_bitmap(im, v, blk, NULL) < 0 ||
+	    !vhd_all_present(v, pos, pos + n))
+		return 0;
+	*len = n;
+	*file_off = (uint64_t)v->bat[blk] * 512 + v->bitmap_size + pos;
+	return 1;
+}
+
 static void
 img_vhd_close(struct img *im)
 {
@@ -394,5 +438,6 @@ const struct img_ops img_vhd_ops = {
 	.open = img_vhd_open,
 	.pread = img_vhd_pread,
 	.map = img_vhd_map,
+	.direct = img_vhd_direct,
 	.close = img_vhd_close,
 };

@@ -27,7 +27,7 @@ run_one() {	# name, command...
 		failures="$failures $name"
 		echo "FAIL $name (rc=$rc)"; sed 's/^/    /' "$log" | tail -40
 	else
-		echo "PASS $name ($p ok${s:+, $s skipped})"
+		if [ "$s" -gt 0 ]; then echo "PASS $name ($p ok, $s skipped)"; else echo "PASS $name ($p ok)"; fi
 	fi
 	rm -f "$log"
 }
