@@ -27,7 +27,7 @@ ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(CPPFLAGS) $(BAKE_CFLAGS)
 
 COMMON_SRC = common/err.c common/log.c common/progress.c
 BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
-	bake/out.c bake/convert.c bake/layout.c bake/ext4fs.c \
+	bake/out.c bake/convert.c bake/layout.c bake/ext4fs.c bake/ext4_grow.c \
 	bake/edit_console.c bake/edit_nocloud.c bake/bake.c bake/report.c
 BAKE_MAIN = bake/pep-bake.c
 

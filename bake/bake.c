@@ -359,10 +359,26 @@ bake_nocloud(struct bake *b, struct pep_err *e)
 	return rc;
 }
 
+/* The bytes the root filesystem may fill: its partition, or the disk. */
+static uint64_t
+bake_root_room(const struct bake *b)
+{
+	const struct bake_report *r = b->r;
+	size_t i;
+
+	if (r->root_part == 0)
+		return b->target;
+	for (i = 0; i < r->after.nparts; i++)
+		if (r->after.parts[i].partno == r->root_part)
+			return r->after.parts[i].size;
+	return 0;
+}
+
 static int
 bake_edits(struct bake *b, struct pep_err *e)
 {
 	struct bake_report *r = b->r;
+	double t;
 	int rc;
 
 	r->epoch = bake_epoch(b);
@@ -375,7 +391,12 @@ bake_edits(struct bake *b, struct pep_err *e)
 	    r->epoch, e);
 	if (rc < 0)
 		return rc;
-	rc = bake_consoles(b, e);
+	t = progress_now();
+	rc = ext4_grow(b->fs, b->out.fd, r->root_offset, bake_root_room(b),
+	    &r->grow, e);
+	r->t_grow = progress_now() - t;
+	if (rc == 0)
+		rc = bake_consoles(b, e);
 	if (rc == 0)
 		rc = bake_nocloud(b, e);
 	if (rc == 0)
@@ -419,7 +440,7 @@ bake_run(const struct bake_opts *o, struct bake_report *r,
 	t = progress_now();
 	if (rc == 0)
 		rc = bake_edits(&b, e);
-	r->t_edit = progress_now() - t;
+	r->t_edit = progress_now() - t - r->t_grow;
 	t = progress_now();
 	if (rc == 0)
 		rc = out_commit(&b.out, e);

@@ -207,6 +207,31 @@ int ext4_write_file(struct ext4 *x, const char *path, const void *buf,
 int ext4_mkdir_p(struct ext4 *x, const char *path, struct pep_err *e);
 /* Filesystem facts for the report. */
 uint64_t ext4_size_bytes(struct ext4 *x);
+/* The libext2fs handle and label, for ext4_grow.c. */
+struct struct_ext2_filsys *ext4_handle(struct ext4 *x);
+const char *ext4_label(struct ext4 *x);
+
+/* ------------------------------------------------------------------ */
+/* ext4_grow.c: grow-only offline resize of an ext2/3/4 filesystem    */
+
+struct ext4_grow_info {
+	unsigned int blocksize;
+	uint64_t old_blocks;
+	uint64_t new_blocks;
+	uint32_t old_groups;
+	uint32_t new_groups;
+	uint64_t itable_zeroed;	/* inode-table bytes that were not holes */
+};
+
+/*
+ * Grow x (open read-write) to fill max_bytes: new groups only, nothing
+ * moves. fd is the file holding it at byte offset off (new inode tables
+ * that are holes there are known zero). Refuses, with the reason and what
+ * would work instead, anything that needs blocks moved or an fsck first.
+ * The result is written when x is closed.
+ */
+int ext4_grow(struct ext4 *x, int fd, uint64_t off, uint64_t max_bytes,
+    struct ext4_grow_info *gi, struct pep_err *e);
 
 /* ------------------------------------------------------------------ */
 /* edit_console.c: console= rewriting in bootloader configs          */
@@ -274,8 +299,9 @@ struct bake_report {
 	struct bake_edit edits[BAKE_MAXEDITS];
 	size_t nedits;
 	struct convert_stats conv;
+	struct ext4_grow_info grow;
 	time_t epoch;
-	double t_convert, t_layout, t_edit, t_commit, t_total;
+	double t_convert, t_layout, t_grow, t_edit, t_commit, t_total;
 	char warnings[4][256];
 	size_t nwarnings;
 };

@@ -5,8 +5,9 @@
  * line: after the kernel path of a grub.cfg linux line, after an
  * extlinux APPEND, or inside the value of a shell-style assignment. In
  * each, the first console= argument is replaced by the wanted list and
- * later ones are dropped together with the gap before them; a command
- * line without any gets the list appended after its last argument.
+ * later ones are dropped together with the gap before them (the gap
+ * after them when the word before ends in a backslash); a command line
+ * without any gets the list appended after its last argument.
  * Everything else, including line ends (LF or CRLF) and a missing final
  * newline, is copied byte for byte. Comment lines never match.
  */
@@ -116,7 +117,7 @@ static int
 args_rewrite(struct sbuf *b, const char *s, size_t n, const struct cons *c,
     int lead, int append)
 {
-	size_t i = 0, ws, we;
+	size_t i = 0, ws, we, next;
 	int found = 0, words = 0;
 
 	while (i < n) {
@@ -124,16 +125,26 @@ args_rewrite(struct sbuf *b, const char *s, size_t n, const struct cons *c,
 		if (ws == n)
 			break;
 		we = skip_word(s, ws, n);
+		next = we;
 		if (!is_console(s + ws, we - ws)) {
 			sb_add(b, s + i, we - i);
 		} else if (!found) {
 			sb_add(b, s + i, ws - i);
 			add_consoles(b, c);
+		} else if (b->len > 0 && b->p[b->len - 1] == '\\') {
+			/*
+			 * Keep the gap a backslash ends with (else it would
+			 * escape a closing quote or the line end); drop the
+			 * gap after the word instead.
+			 */
+			sb_add(b, s + i, ws - i);
+			if (skip_ws(s, we, n) < n)
+				next = skip_ws(s, we, n);
 		}
 		/* A later console= goes with the gap before it. */
 		found |= is_console(s + ws, we - ws);
 		words = 1;
-		i = we;
+		i = next;
 	}
 	if (!found && append) {
 		if (lead || words)

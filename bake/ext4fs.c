@@ -204,6 +204,18 @@ ext4_size_bytes(struct ext4 *x)
 	return ext2fs_blocks_count(x->fs->super) * (uint64_t)x->fs->blocksize;
 }
 
+struct struct_ext2_filsys *
+ext4_handle(struct ext4 *x)
+{
+	return x->fs;
+}
+
+const char *
+ext4_label(struct ext4 *x)
+{
+	return x->label;
+}
+
 /* namei with or without following the final symlink; 0 or errcode. */
 static errcode_t
 lookup(struct ext4 *x, const char *path, int follow, ext2_ino_t *ino)

@@ -58,10 +58,27 @@ report_timings(const struct bake_report *r)
 
 	cJSON_AddNumberToObject(t, "convert", r->t_convert);
 	cJSON_AddNumberToObject(t, "layout", r->t_layout);
+	cJSON_AddNumberToObject(t, "grow", r->t_grow);
 	cJSON_AddNumberToObject(t, "edit", r->t_edit);
 	cJSON_AddNumberToObject(t, "commit", r->t_commit);
 	cJSON_AddNumberToObject(t, "total", r->t_total);
 	return t;
+}
+
+static cJSON *
+report_fs(const struct bake_report *r)
+{
+	const struct ext4_grow_info *g = &r->grow;
+	cJSON *f = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(f, "block_size", g->blocksize);
+	cJSON_AddNumberToObject(f, "blocks_before", (double)g->old_blocks);
+	cJSON_AddNumberToObject(f, "blocks_after", (double)g->new_blocks);
+	cJSON_AddNumberToObject(f, "groups_before", g->old_groups);
+	cJSON_AddNumberToObject(f, "groups_after", g->new_groups);
+	cJSON_AddNumberToObject(f, "itable_bytes_zeroed",
+	    (double)g->itable_zeroed);
+	return f;
 }
 
 char *
@@ -83,6 +100,7 @@ report_json(const struct bake_opts *o, const struct bake_report *r)
 	cJSON_AddItemToObject(j, "partitions_after", report_parts(&r->after));
 	cJSON_AddNumberToObject(j, "root_partition", r->root_part);
 	cJSON_AddNumberToObject(j, "root_offset", (double)r->root_offset);
+	cJSON_AddItemToObject(j, "filesystem", report_fs(r));
 	cJSON_AddStringToObject(j, "bootstrap", r->bootstrap);
 	cJSON_AddItemToObject(j, "edits", report_edits(r));
 	cJSON_AddNumberToObject(j, "epoch", (double)r->epoch);
@@ -131,6 +149,11 @@ report_human(const struct bake_opts *o, const struct bake_report *r)
 	if (a != NULL && b != NULL)
 		log_info("root partition %d: %.1f MiB -> %.1f MiB",
 		    r->root_part, mib(b->size), mib(a->size));
+	if (r->grow.new_blocks != r->grow.old_blocks)
+		log_info("root filesystem: %.1f MiB -> %.1f MiB (%u -> %u "
+		    "block groups)", mib(r->grow.old_blocks * r->grow.blocksize),
+		    mib(r->grow.new_blocks * r->grow.blocksize),
+		    r->grow.old_groups, r->grow.new_groups);
 	for (i = 0; i < r->nedits; i++)
 		log_info("%s %s", r->edits[i].action, r->edits[i].path);
 }
