@@ -21,7 +21,7 @@ endif
 
 BAKE_PKGS = ext2fs com_err fdisk libcjson zlib
 BAKE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(BAKE_PKGS) 2>/dev/null)
-BAKE_LIBS := $(shell $(PKG_CONFIG) --libs $(BAKE_PKGS) 2>/dev/null)
+BAKE_LIBS := $(shell $(PKG_CONFIG) --libs $(BAKE_PKGS) 2>/dev/null) -pthread
 
 ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(CPPFLAGS) $(BAKE_CFLAGS)
 

@@ -2,9 +2,17 @@
  * Container to sparse raw: walk the virtual disk with img_map, read only
  * what may hold data, and write only non-zero 4 KiB blocks. The output is
  * a fresh file, so everything not written stays a hole and reads as zero.
- * Memory use is one fixed buffer whatever the image size.
+ *
+ * The disk is cut into 8 MiB windows handed out in order to a few worker
+ * threads. Readers keep caches (a VHD bitmap, qcow2 L2 tables), so every
+ * img_* call is made under one lock; the zero scan and the writes, where
+ * the time goes, run in parallel. Runs stored verbatim in the container
+ * are mapped and written straight from the page cache. Memory use is one
+ * 1 MiB buffer per worker, whatever the image size.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,7 +22,8 @@
 
 #define CONVERT_CHUNK	(1u << 20)
 #define CONVERT_BLOCK	4096u
-#define CONVERT_MAP	(8u << 20)
+#define CONVERT_WINDOW	(8u << 20)
+#define CONVERT_MAXWORKERS 4
 
 static int
 convert_is_zero(const uint8_t *p, size_t len)
@@ -86,7 +95,7 @@ convert_write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off,
  */
 static int
 convert_direct(struct img *im, int outfd, const char *outname,
-    uint64_t off, uint64_t len, uint64_t foff, struct convert_stats *st,
+    uint64_t off, uint64_t len, uint64_t foff, uint64_t *written,
     struct pep_err *e)
 {
 	static long pagesz;
@@ -104,82 +113,210 @@ convert_direct(struct img *im, int outfd, const char *outname,
 		return 1;	/* not mappable: let pread do it */
 	madvise(map, len + skew, MADV_SEQUENTIAL);
 	rc = convert_write_sparse(outfd, map + skew, len, off, outname,
-	    &st->bytes_written, e);
+	    written, e);
 	munmap(map, len + skew);
-	if (rc == 0)
-		st->bytes_read += len;
+	return rc;
+}
+
+struct convert_job {
+	struct img *im;
+	int outfd;
+	const char *outname;
+	pthread_mutex_t lock;	/* guards im, next, rc, err */
+	uint64_t next;		/* start of the next window to hand out */
+	int rc;
+	struct pep_err err;
+	atomic_uint_fast64_t done;
+	atomic_uint_fast64_t read;
+	atomic_uint_fast64_t written;
+	struct progress *p;
+};
+
+struct convert_worker {
+	struct convert_job *job;
+	uint8_t *buf;
+	struct pep_err e;
+	int main;		/* the calling thread: it draws progress */
+};
+
+/*
+ * Under the lock: classify the run at off and, for data, either find it
+ * verbatim in the container (*direct = 1, *foff) or read it into buf.
+ */
+static int
+convert_fetch(struct convert_worker *w, uint64_t off, uint64_t *len,
+    int *direct, uint64_t *foff)
+{
+	struct img *im = w->job->im;
+	int kind;
+
+	*direct = 0;
+	kind = img_map(im, off, len, &w->e);
+	if (kind != IMG_DATA)
+		return kind;
+	if (img_direct(im, off, len, foff)) {
+		*direct = 1;
+		return kind;
+	}
+	if (*len > CONVERT_CHUNK)
+		*len = CONVERT_CHUNK;
+	if (img_pread(im, w->buf, (size_t)*len, off, &w->e) < 0)
+		return w->e.code ? w->e.code : -EIO;
+	return kind;
+}
+
+static int
+convert_step(struct convert_worker *w, uint64_t off, uint64_t *len)
+{
+	struct convert_job *j = w->job;
+	uint64_t foff, wr = 0;
+	int kind, direct, rc = 0;
+
+	pthread_mutex_lock(&j->lock);
+	kind = convert_fetch(w, off, len, &direct, &foff);
+	pthread_mutex_unlock(&j->lock);
+	if (kind < 0)
+		return kind;
+	if (kind == IMG_ZERO)
+		return 0;
+	if (direct)
+		rc = convert_direct(j->im, j->outfd, j->outname, off, *len,
+		    foff, &wr, &w->e);
+	if (direct && rc == 1) {	/* not mappable: read it instead */
+		pthread_mutex_lock(&j->lock);
+		if (*len > CONVERT_CHUNK)
+			*len = CONVERT_CHUNK;
+		rc = img_pread(j->im, w->buf, (size_t)*len, off, &w->e);
+		pthread_mutex_unlock(&j->lock);
+		direct = 0;
+	}
+	if (rc == 0 && !direct)
+		rc = convert_write_sparse(j->outfd, w->buf, (size_t)*len, off,
+		    j->outname, &wr, &w->e);
+	atomic_fetch_add(&j->read, *len);
+	atomic_fetch_add(&j->written, wr);
 	return rc;
 }
 
 static int
-convert_data_run(struct img *im, int outfd, const char *outname,
-    uint8_t *buf, uint64_t off, uint64_t len, struct progress *p,
-    struct convert_stats *st, struct pep_err *e)
+convert_window(struct convert_worker *w, uint64_t off, uint64_t end)
 {
+	struct convert_job *j = w->job;
+	uint64_t len;
 	int rc;
 
-	while (len > 0) {
-		uint64_t n = len < CONVERT_MAP ? len : CONVERT_MAP, foff;
-
-		if (img_direct(im, off, &n, &foff)) {
-			rc = convert_direct(im, outfd, outname, off, n, foff,
-			    st, e);
-			if (rc < 0)
-				return rc;
-			if (rc == 0)
-				goto next;
-		}
-		if (n > CONVERT_CHUNK)
-			n = CONVERT_CHUNK;
-		rc = img_pread(im, buf, n, off, e);
+	while (off < end) {
+		len = end - off;
+		rc = convert_step(w, off, &len);
 		if (rc < 0)
 			return rc;
-		st->bytes_read += n;
-		rc = convert_write_sparse(outfd, buf, n, off, outname,
-		    &st->bytes_written, e);
-		if (rc < 0)
-			return rc;
-next:
-		off += n;
-		len -= n;
-		progress_update(p, off);
+		off += len;
+		atomic_fetch_add(&j->done, len);
+		if (w->main)
+			progress_update(j->p, atomic_load(&j->done));
 	}
 	return 0;
+}
+
+static void *
+convert_worker_run(void *arg)
+{
+	struct convert_worker *w = arg;
+	struct convert_job *j = w->job;
+	uint64_t off, end;
+	int rc;
+
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		off = j->next;
+		if (j->rc != 0 || off >= j->im->virtual_size) {
+			pthread_mutex_unlock(&j->lock);
+			break;
+		}
+		j->next += CONVERT_WINDOW;
+		pthread_mutex_unlock(&j->lock);
+		end = off + CONVERT_WINDOW;
+		if (end > j->im->virtual_size)
+			end = j->im->virtual_size;
+		rc = convert_window(w, off, end);
+		if (rc < 0) {
+			pthread_mutex_lock(&j->lock);
+			if (j->rc == 0) {
+				j->rc = rc;
+				j->err = w->e;
+			}
+			pthread_mutex_unlock(&j->lock);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int
+convert_nworkers(uint64_t size)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1 || size <= CONVERT_WINDOW)
+		n = 1;
+	return n > CONVERT_MAXWORKERS ? CONVERT_MAXWORKERS : (int)n;
+}
+
+static int
+convert_workers(struct convert_job *j, struct convert_worker *w, int n)
+{
+	pthread_t tid[CONVERT_MAXWORKERS];
+	int i, started = 0;
+
+	for (i = 0; i < n; i++) {
+		w[i].job = j;
+		w[i].main = i == 0;
+		w[i].buf = malloc(CONVERT_CHUNK);
+		if (w[i].buf == NULL)
+			return pep_errf(&j->err, ENOMEM, "out of memory");
+	}
+	for (i = 1; i < n; i++) {
+		if (pthread_create(&tid[i], NULL, convert_worker_run,
+		    &w[i]) != 0)
+			break;
+		started = i;
+	}
+	convert_worker_run(&w[0]);
+	for (i = 1; i <= started; i++)
+		pthread_join(tid[i], NULL);
+	return j->rc;
 }
 
 int
 convert_run(struct img *im, int outfd, const char *outname,
     struct progress *p, struct convert_stats *st, struct pep_err *e)
 {
-	uint8_t *buf;
-	uint64_t off = 0, len;
-	int rc = 0, kind;
+	struct convert_worker w[CONVERT_MAXWORKERS];
+	struct convert_job j;
+	int i, n = convert_nworkers(im->virtual_size), rc;
 
-	buf = malloc(CONVERT_CHUNK);
-	if (buf == NULL)
-		return pep_errf(e, ENOMEM, "out of memory");
+	memset(&j, 0, sizeof(j));
+	memset(w, 0, sizeof(w));
+	j.im = im;
+	j.outfd = outfd;
+	j.outname = outname;
+	j.p = p;
+	pthread_mutex_init(&j.lock, NULL);
 	progress_begin(p, "convert", im->virtual_size);
-	while (off < im->virtual_size) {
-		len = im->virtual_size - off;
-		kind = img_map(im, off, &len, e);
-		if (kind < 0) {
-			rc = kind;
-			goto out;
-		}
-		if (kind == IMG_DATA) {
-			rc = convert_data_run(im, outfd, outname, buf, off,
-			    len, p, st, e);
-			if (rc < 0)
-				goto out;
-		}
-		off += len;
-		progress_update(p, off);
+	rc = convert_workers(&j, w, n);
+	for (i = 0; i < n; i++)
+		free(w[i].buf);
+	pthread_mutex_destroy(&j.lock);
+	progress_end(p);
+	st->bytes_read = atomic_load(&j.read);
+	st->bytes_written = atomic_load(&j.written);
+	if (rc < 0) {
+		if (e != NULL)
+			*e = j.err;
+		return rc;
 	}
 	if (ftruncate(outfd, (off_t)im->virtual_size) < 0)
-		rc = pep_errf(e, errno, "%s: cannot set size: %s", outname,
+		return pep_errf(e, errno, "%s: cannot set size: %s", outname,
 		    strerror(errno));
-out:
-	progress_end(p);
-	free(buf);
-	return rc;
+	return 0;
 }
