@@ -23,7 +23,12 @@ BAKE_PKGS = ext2fs com_err fdisk libcjson zlib
 BAKE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(BAKE_PKGS) 2>/dev/null)
 BAKE_LIBS := $(shell $(PKG_CONFIG) --libs $(BAKE_PKGS) 2>/dev/null) -pthread
 
-ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(CPPFLAGS) $(BAKE_CFLAGS)
+PEPD_PKGS = libcurl libcjson libidn2
+PEPD_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PEPD_PKGS) 2>/dev/null)
+PEPD_LIBS := $(shell $(PKG_CONFIG) --libs $(PEPD_PKGS) 2>/dev/null) -lm
+
+ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(CPPFLAGS) $(BAKE_CFLAGS) \
+	$(PEPD_CFLAGS)
 
 COMMON_SRC = common/err.c common/log.c common/progress.c
 BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
@@ -31,21 +36,31 @@ BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/edit_console.c bake/edit_nocloud.c bake/bake.c bake/report.c
 BAKE_MAIN = bake/pep-bake.c
 
+PEPD_LIB_SRC = common/frame.c common/base64.c \
+	$(filter-out pepd/pepd.c,$(wildcard pepd/*.c))
+PEPD_MAIN = pepd/pepd.c
+
 COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/%.o)
+PEPD_LIB_OBJ = $(PEPD_LIB_SRC:%.c=$(BUILD)/%.o)
+PEPD_LIB = $(BUILD)/libpepd.a
 BAKE_LIB_OBJ = $(BAKE_LIB_SRC:%.c=$(BUILD)/%.o)
 BAKE_LIB = $(BUILD)/libbake.a
 
-UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PEPD_UNIT_SRC = $(wildcard tests/unit/pepd_*.c)
+PEPD_UNIT_BIN = $(PEPD_UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PEPD_TOOL_SRC = $(wildcard tests/pepd-tools/*.c)
+PEPD_TOOL_BIN = $(PEPD_TOOL_SRC:tests/pepd-tools/%.c=$(BUILD)/%)
 
 TOOL_SRC = $(wildcard tests/tools/*.c)
 TOOL_BIN = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/%)
 
-PROGS = $(BUILD)/pep-bake
+PROGS = $(BUILD)/pep-bake $(if $(wildcard pepd/pepd.c),$(BUILD)/pepd)
 
 .PHONY: all deps check check-fast check-asan fuzz fuzz-brief bench demo \
 	clean install
-all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN)
+all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN) $(PEPD_UNIT_BIN) $(PEPD_TOOL_BIN)
 
 deps:
 	@sh ci/install-deps.sh
@@ -61,7 +76,21 @@ $(BAKE_LIB): $(BAKE_LIB_OBJ) $(COMMON_OBJ)
 $(BUILD)/pep-bake: $(BUILD)/bake/pep-bake.o $(BAKE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(BAKE_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BAKE_LIB)
+$(PEPD_LIB): $(PEPD_LIB_OBJ) $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/pepd: $(BUILD)/pepd/pepd.o $(PEPD_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PEPD_LIBS)
+
+$(PEPD_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(PEPD_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(PEPD_LIB) $(LDFLAGS) $(PEPD_LIBS)
+
+$(PEPD_TOOL_BIN): $(BUILD)/%: tests/pepd-tools/%.c $(PEPD_LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(PEPD_LIB) $(LDFLAGS) $(PEPD_LIBS)
+
+$(UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BAKE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BAKE_LIB) $(LDFLAGS) $(BAKE_LIBS)
 
@@ -87,10 +116,20 @@ FUZZ_FLAGS = -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined \
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 
-build-fuzz/%: tests/fuzz/%.c $(BAKE_LIB_SRC) $(COMMON_SRC) bake/bake.h
+FUZZ_PEPD_SRC = $(wildcard tests/fuzz/fuzz_pepd_*.c)
+FUZZ_BAKE_SRC = $(filter-out $(FUZZ_PEPD_SRC),$(FUZZ_SRC))
+
+$(FUZZ_BAKE_SRC:tests/fuzz/%.c=build-fuzz/%): build-fuzz/%: tests/fuzz/%.c \
+		$(BAKE_LIB_SRC) $(COMMON_SRC) bake/bake.h
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(BAKE_LIB_SRC) $(COMMON_SRC) \
 		$(BAKE_LIBS)
+
+$(FUZZ_PEPD_SRC:tests/fuzz/%.c=build-fuzz/%): build-fuzz/%: tests/fuzz/%.c \
+		$(PEPD_LIB_SRC) $(COMMON_SRC) pepd/pepd.h
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PEPD_CFLAGS) -o $@ $< $(PEPD_LIB_SRC) \
+		$(COMMON_SRC) $(PEPD_LIBS)
 
 fuzz-build: $(FUZZ_BIN)
 

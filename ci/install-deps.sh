@@ -4,7 +4,7 @@
 set -eu
 
 BUILD="build-essential pkg-config libext2fs-dev libfdisk-dev libarchive-dev
-libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev"
+libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev libidn2-dev"
 TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
 libclang-rt-14-dev xxd bc time python3"
 
