@@ -158,4 +158,4 @@ PREFIX ?= /usr/local
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(wildcard $(BUILD)/bake/*.d $(BUILD)/common/*.d $(BUILD)/pepd/*.d)

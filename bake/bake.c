@@ -186,12 +186,15 @@ bake_layout(struct bake *b, struct pep_err *e)
 		    "%s", b->o->output, (unsigned long long)b->target,
 		    strerror(errno));
 	r->output_size = b->target;
-	if (r->before.kind == LAYOUT_NONE || b->target == old) {
-		if (r->before.kind != LAYOUT_NONE)
-			return layout_read(b->out.fd, b->o->output,
-			    &r->after, e);
+	if (r->before.kind == LAYOUT_NONE)
 		return 0;
-	}
+	/*
+	 * Grow the root into whatever follows it, even when the disk keeps
+	 * its size; a root that is not last is refused only if the disk
+	 * grows (then its space would be unreachable).
+	 */
+	if (b->target == old && !layout_is_last(&r->before, r->root_part))
+		return layout_read(b->out.fd, b->o->output, &r->after, e);
 	return layout_grow(b->out.fd, b->o->output, old, r->root_part,
 	    &r->after, e);
 }

@@ -174,6 +174,8 @@ int layout_read(int fd, const char *name, struct layout *l,
  */
 int layout_grow(int fd, const char *name, uint64_t old_size, int partno,
     struct layout *after, struct pep_err *e);
+/* 1 if partition partno exists and no partition starts after it. */
+int layout_is_last(const struct layout *l, int partno);
 
 /* ------------------------------------------------------------------ */
 /* ext4fs.c: file access inside an ext2/3/4 filesystem via libext2fs  */

@@ -269,6 +269,23 @@ gpt_wipe_stale(int fd, const char *name, unsigned long ss,
 	return layout_zero(fd, lo * ss, (hi - lo) * ss, name, e);
 }
 
+int
+layout_is_last(const struct layout *l, int partno)
+{
+	const struct part_info *root = NULL;
+	size_t i;
+
+	for (i = 0; i < l->nparts; i++)
+		if (l->parts[i].partno == partno)
+			root = &l->parts[i];
+	if (root == NULL)
+		return 0;
+	for (i = 0; i < l->nparts; i++)
+		if (l->parts[i].start > root->start)
+			return 0;
+	return 1;
+}
+
 static int
 layout_check_last(const struct layout *l, int partno, const char *name,
     struct pep_err *e)

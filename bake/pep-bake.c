@@ -213,12 +213,30 @@ parse_args(struct bake_cli *c, int argc, char **argv)
 	}
 }
 
+/* Built before the work starts: a handler may only write(2). */
+static char sigmsg[512];
+static size_t sigmsglen;
+
 static void
 on_signal(int sig)
 {
 	out_abort_signal();
+	if (sigmsglen > 0 && write(STDERR_FILENO, sigmsg, sigmsglen) < 0)
+		sigmsglen = 0;
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+static void
+install_signals(const char *output)
+{
+	int n = snprintf(sigmsg, sizeof(sigmsg), "pep-bake: %s: interrupted; "
+	    "nothing written\n", output);
+
+	sigmsglen = n > 0 && (size_t)n < sizeof(sigmsg) ? (size_t)n : 0;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 }
 
 int
@@ -234,9 +252,7 @@ main(int argc, char **argv)
 	memset(&c, 0, sizeof(c));
 	parse_args(&c, argc, argv);
 	log_init("pep-bake", c.verbose, c.o.quiet);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
+	install_signals(c.o.output);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		fatal("calloc");
@@ -253,7 +269,7 @@ main(int argc, char **argv)
 		if (js != NULL)
 			printf("%s\n", js);
 		free(js);
-	} else
+	} else if (!c.o.quiet && (c.verbose || isatty(STDERR_FILENO)))
 		report_human(&c.o, r);
 	free(r);
 	return BAKE_EXIT_OK;

@@ -1,0 +1,295 @@
+/*
+ * Listeners: "tcp:HOST:PORT", "unix:PATH", "vsock:PORT". One ops table
+ * row per kind opens the socket and names peers; accepting is common.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
+
+#include "../common/log.h"
+#include "pepd.h"
+
+#define LISTEN_BACKLOG 4096
+#define ACCEPT_BACKOFF_MS 100
+#define ACCEPT_BATCH 256
+
+static int
+sock_listen(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	int one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, sa, len) == -1 || listen(fd, LISTEN_BACKLOG) == -1)
+		return -errno;
+	return 0;
+}
+
+/* Split "HOST:PORT" or "[V6]:PORT" into host and port. */
+static int
+split_hostport(const char *arg, char *host, size_t hlen, const char **port)
+{
+	const char *colon, *h = arg;
+	size_t n;
+
+	if (*arg == '[') {
+		colon = strstr(arg, "]:");
+		h = arg + 1;
+		if (colon == NULL)
+			return -EINVAL;
+		n = (size_t)(colon - h);
+		*port = colon + 2;
+	} else {
+		colon = strrchr(arg, ':');
+		if (colon == NULL)
+			return -EINVAL;
+		n = (size_t)(colon - arg);
+		*port = colon + 1;
+	}
+	if (n == 0 || n >= hlen || **port == '\0')
+		return -EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	return 0;
+}
+
+static int
+tcp_open(const char *arg, struct pep_err *e)
+{
+	struct addrinfo hints = { 0 }, *ai = NULL;
+	char host[256];
+	const char *port;
+	int fd = -1, r;
+
+	if (split_hostport(arg, host, sizeof(host), &port) < 0)
+		return pep_errf(e, PEP_EUSAGE, "tcp:%s: want HOST:PORT", arg);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	r = getaddrinfo(host, port, &hints, &ai);
+	if (r != 0)
+		return pep_errf(e, PEP_EUSAGE, "tcp:%s: %s", arg,
+		    gai_strerror(r));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		r = pep_errf(e, errno, "tcp:%s: socket: %s", arg,
+		    strerror(errno));
+		goto out;
+	}
+	r = sock_listen(fd, ai->ai_addr, ai->ai_addrlen);
+	if (r < 0) {
+		pep_errf(e, r, "tcp:%s: %s", arg, strerror(-r));
+		close(fd);
+		goto out;
+	}
+	r = fd;
+out:
+	freeaddrinfo(ai);
+	return r;
+}
+
+static void
+tcp_peer(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+
+	getnameinfo(sa, len, host, sizeof(host), port, sizeof(port),
+	    NI_NUMERICHOST | NI_NUMERICSERV);
+	if (sa->sa_family == AF_INET6)
+		snprintf(out, outlen, "[%s]:%s", host, port);
+	else
+		snprintf(out, outlen, "%s:%s", host, port);
+}
+
+static int
+unix_open(const char *arg, struct pep_err *e)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, r;
+
+	if (strlen(arg) >= sizeof(sun.sun_path) || *arg == '\0')
+		return pep_errf(e, PEP_EUSAGE, "unix:%s: bad path", arg);
+	memcpy(sun.sun_path, arg, strlen(arg) + 1);
+	if (lstat(arg, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(arg);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return pep_errf(e, errno, "unix:%s: socket: %s", arg,
+		    strerror(errno));
+	r = sock_listen(fd, (struct sockaddr *)&sun, sizeof(sun));
+	if (r < 0) {
+		close(fd);
+		return pep_errf(e, r, "unix:%s: %s", arg, strerror(-r));
+	}
+	return fd;
+}
+
+static void
+unix_peer(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
+{
+	(void)sa;
+	(void)len;
+	snprintf(out, outlen, "unix");
+}
+
+static int
+vsock_open(const char *arg, struct pep_err *e)
+{
+	struct sockaddr_vm svm = { .svm_family = AF_VSOCK };
+	char *end;
+	unsigned long port;
+	int fd, r;
+
+	errno = 0;
+	port = strtoul(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || port > UINT_MAX)
+		return pep_errf(e, PEP_EUSAGE, "vsock:%s: want PORT", arg);
+	svm.svm_cid = VMADDR_CID_ANY;
+	svm.svm_port = (unsigned int)port;
+	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return pep_errf(e, errno, "vsock:%s: socket: %s", arg,
+		    strerror(errno));
+	r = sock_listen(fd, (struct sockaddr *)&svm, sizeof(svm));
+	if (r < 0) {
+		close(fd);
+		return pep_errf(e, r, "vsock:%s: %s", arg, strerror(-r));
+	}
+	return fd;
+}
+
+static void
+vsock_peer(const struct sockaddr *sa, socklen_t len, char *out,
+    size_t outlen)
+{
+	const struct sockaddr_vm *svm = (const struct sockaddr_vm *)sa;
+
+	if (len < sizeof(*svm)) {
+		snprintf(out, outlen, "vsock");
+		return;
+	}
+	snprintf(out, outlen, "vsock:%u:%u", svm->svm_cid, svm->svm_port);
+}
+
+static const struct listen_ops listen_kinds[] = {
+	{ "tcp", tcp_open, tcp_peer },
+	{ "unix", unix_open, unix_peer },
+	{ "vsock", vsock_open, vsock_peer },
+};
+
+static void
+on_accept_error(struct pepd *s, int err)
+{
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	    err == ENOMEM) {
+		log_warnx("accept: %s; pausing %d ms", strerror(err),
+		    ACCEPT_BACKOFF_MS);
+		listeners_pause(s, 1);
+		s->accept_resume_ms = pepd_now_ms() + ACCEPT_BACKOFF_MS;
+		return;
+	}
+	if (err != EAGAIN && err != ECONNABORTED && err != EINTR)
+		log_warnx("accept: %s", strerror(err));
+}
+
+static void
+on_accept(struct pepd *s, struct ev *ev, uint32_t events)
+{
+	struct listener *l = (struct listener *)ev;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char peer[64];
+	int fd, i;
+
+	(void)events;
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		len = sizeof(ss);
+		fd = accept4(ev->fd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN)
+				on_accept_error(s, errno);
+			return;
+		}
+		l->ops->peer((struct sockaddr *)&ss, len, peer, sizeof(peer));
+		if (conn_new(s, fd, peer) < 0) {
+			log_warnx("%s: out of memory, connection dropped",
+			    peer);
+			close(fd);
+		}
+	}
+}
+
+int
+listener_open(struct pepd *s, const char *spec, struct listener *l,
+    struct pep_err *e)
+{
+	const char *colon = strchr(spec, ':');
+	size_t i, n;
+	int fd, r;
+
+	l->ev.fd = -1;
+	n = colon == NULL ? 0 : (size_t)(colon - spec);
+	for (i = 0; i < sizeof(listen_kinds) / sizeof(listen_kinds[0]); i++)
+		if (strlen(listen_kinds[i].kind) == n &&
+		    strncmp(spec, listen_kinds[i].kind, n) == 0)
+			break;
+	if (i == sizeof(listen_kinds) / sizeof(listen_kinds[0]))
+		return pep_errf(e, PEP_EUSAGE, "%s: want tcp:HOST:PORT, "
+		    "unix:PATH or vsock:PORT", spec);
+	fd = listen_kinds[i].open(colon + 1, e);
+	if (fd < 0)
+		return fd;
+	l->ops = &listen_kinds[i];
+	l->ev.fd = fd;
+	l->ev.fn = on_accept;
+	if (strcmp(l->ops->kind, "unix") == 0)
+		l->path = strdup(colon + 1);
+	r = ev_add(s, &l->ev, EPOLLIN);
+	if (r < 0)
+		return pep_errf(e, r, "%s: epoll: %s", spec, strerror(-r));
+	log_info("listening on %s", spec);
+	return 0;
+}
+
+void
+listener_close(struct pepd *s, struct listener *l)
+{
+	if (l->ev.fd < 0)
+		return;
+	ev_del(s, &l->ev);
+	close(l->ev.fd);
+	l->ev.fd = -1;
+	if (l->path != NULL)
+		unlink(l->path);
+	free(l->path);
+	l->path = NULL;
+}
+
+void
+listeners_pause(struct pepd *s, int pause)
+{
+	size_t i;
+
+	for (i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i].ev.fd < 0)
+			continue;
+		if (pause)
+			ev_del(s, &s->listeners[i].ev);
+		else
+			ev_add(s, &s->listeners[i].ev, EPOLLIN);
+	}
+}

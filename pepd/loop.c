@@ -1,0 +1,426 @@
+/*
+ * The server: one epoll loop owning the listeners, the connections, the
+ * libcurl multi handle, signals (signalfd) and timers (timerfd). SIGHUP
+ * reloads the configuration, SIGUSR1 reopens the audit log, SIGTERM and
+ * SIGINT stop accepting and drain within shutdown_grace_ms.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "pepd.h"
+
+#define PEPD_EXIT_SLACK_MS 2000
+
+uint64_t
+pepd_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+ev_add(struct pepd *s, struct ev *ev, uint32_t events)
+{
+	struct epoll_event e = { .events = events, .data.ptr = ev };
+
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, ev->fd, &e) == -1)
+		return -errno;
+	return 0;
+}
+
+int
+ev_mod(struct pepd *s, struct ev *ev, uint32_t events)
+{
+	struct epoll_event e = { .events = events, .data.ptr = ev };
+
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, ev->fd, &e) == -1)
+		return -errno;
+	return 0;
+}
+
+void
+ev_del(struct pepd *s, struct ev *ev)
+{
+	if (ev->fd >= 0)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
+}
+
+int
+pepd_config_load(const struct pepd_opts *o, struct pepd_config **cp,
+    struct pep_err *e)
+{
+	if (o->config_path != NULL)
+		return config_load(o->config_path, cp, e);
+	return config_from_env(cp, e);
+}
+
+struct pepd_cfg *
+pepd_cfg_ref(struct pepd *s)
+{
+	s->cfg->refs++;
+	return s->cfg;
+}
+
+void
+pepd_cfg_unref(struct pepd_cfg *c)
+{
+	if (c == NULL || --c->refs > 0)
+		return;
+	config_free(c->c);
+	free(c);
+}
+
+static int
+cfg_wrap(struct pepd_config *c, struct pepd_cfg **out)
+{
+	struct pepd_cfg *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		config_free(c);
+		return -ENOMEM;
+	}
+	w->c = c;
+	w->refs = 1;
+	*out = w;
+	return 0;
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static void
+pepd_reload(struct pepd *s)
+{
+	struct pepd_config *c = NULL;
+	struct pepd_cfg *w;
+	struct pep_err e = { 0 };
+	int changed_audit;
+
+	if (pepd_config_load(&s->opts, &c, &e) < 0) {
+		log_warnx("reload: %s; keeping the previous configuration",
+		    e.msg);
+		return;
+	}
+	if (cfg_wrap(c, &w) < 0) {
+		log_warnx("reload: out of memory; keeping the previous "
+		    "configuration");
+		return;
+	}
+	changed_audit = !same_str(c->audit_path, s->cfg->c->audit_path);
+	pepd_cfg_unref(s->cfg);
+	s->cfg = w;
+	opa_flush(s);
+	s->audit.fsync = c->audit_fsync;
+	s->audit.interval_ms = c->audit_fsync_interval_ms;
+	if (changed_audit) {
+		audit_close(&s->audit);
+		if (audit_open(&s->audit, c, &e) < 0)
+			log_warnx("reload: %s", e.msg);
+	}
+	log_info("configuration reloaded");
+}
+
+static void
+pepd_stop(struct pepd *s)
+{
+	struct conn *c, *next;
+	size_t i;
+	uint64_t now = pepd_now_ms();
+
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	s->stop_deadline_ms = now + (uint64_t)s->cfg->c->shutdown_grace_ms;
+	s->exit_deadline_ms = s->stop_deadline_ms + PEPD_EXIT_SLACK_MS;
+	for (i = 0; i < s->nlisteners; i++)
+		listener_close(s, &s->listeners[i]);
+	log_info("shutting down: %zu connections, %zu requests in flight",
+	    s->nconns, s->nreqs);
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		conn_stop_reading(s, c);
+	}
+}
+
+static void
+on_signal(struct pepd *s, struct ev *ev, uint32_t events)
+{
+	struct signalfd_siginfo si;
+	ssize_t n;
+
+	(void)events;
+	for (;;) {
+		n = read(ev->fd, &si, sizeof(si));
+		if (n != (ssize_t)sizeof(si))
+			return;
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			pepd_reload(s);
+			break;
+		case SIGUSR1:
+			if (audit_reopen(&s->audit) < 0)
+				log_warn("audit reopen %s", s->audit.path);
+			break;
+		default:
+			pepd_stop(s);
+			break;
+		}
+	}
+}
+
+static void
+on_tick(struct pepd *s, struct ev *ev, uint32_t events)
+{
+	uint64_t exp, now = pepd_now_ms();
+
+	(void)events;
+	if (read(ev->fd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
+		log_warn("timerfd");
+	if (s->accept_resume_ms != 0 && now >= s->accept_resume_ms) {
+		s->accept_resume_ms = 0;
+		if (!s->stopping)
+			listeners_pause(s, 0);
+	}
+	conn_tick(s, now);
+	audit_tick(&s->audit, now);
+	if (s->stopping && !s->aborted && now >= s->stop_deadline_ms) {
+		s->aborted = 1;
+		fetch_abort_all(s);
+	}
+}
+
+static void
+on_curl_timer(struct pepd *s, struct ev *ev, uint32_t events)
+{
+	uint64_t exp;
+
+	(void)events;
+	if (read(ev->fd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
+		return;
+	fetch_timer(s);
+}
+
+static int
+signals_open(struct pepd *s)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	s->sigev.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (s->sigev.fd == -1)
+		return -errno;
+	s->sigev.fn = on_signal;
+	return ev_add(s, &s->sigev, EPOLLIN);
+}
+
+static int
+timers_open(struct pepd *s)
+{
+	struct itimerspec it = { 0 };
+	int r;
+
+	s->tickev.fd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC);
+	s->curlev.fd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->tickev.fd == -1 || s->curlev.fd == -1)
+		return -errno;
+	s->tickev.fn = on_tick;
+	s->curlev.fn = on_curl_timer;
+	it.it_interval.tv_nsec = PEPD_TICK_MS * 1000000L;
+	it.it_value = it.it_interval;
+	if (timerfd_settime(s->tickev.fd, 0, &it, NULL) == -1)
+		return -errno;
+	r = ev_add(s, &s->tickev, EPOLLIN);
+	if (r == 0)
+		r = ev_add(s, &s->curlev, EPOLLIN);
+	return r;
+}
+
+static int
+listeners_open(struct pepd *s, struct pep_err *e)
+{
+	const struct pepd_config *c = s->cfg->c;
+	const char *const *specs = s->opts.listen;
+	size_t i, n = s->opts.nlisten;
+	int r;
+
+	if (n == 0) {
+		specs = (const char *const *)c->listen;
+		n = c->nlisten;
+	}
+	if (n == 0)
+		return pep_errf(e, PEP_EUSAGE, "no listener: use --listen, "
+		    "--port or \"listen\" in the configuration");
+	s->listeners = calloc(n, sizeof(*s->listeners));
+	if (s->listeners == NULL)
+		return pep_errf(e, ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		r = listener_open(s, specs[i], &s->listeners[i], e);
+		if (r < 0)
+			return r;
+		s->nlisteners++;
+	}
+	return 0;
+}
+
+static void
+id_prefix_init(struct pepd *s)
+{
+	uint32_t v = 0;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
+		v = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+	snprintf(s->id_prefix, sizeof(s->id_prefix), "%08x", v);
+}
+
+static int
+pepd_setup(struct pepd *s, struct pep_err *e)
+{
+	struct pepd_config *c = NULL;
+	int r;
+
+	r = pepd_config_load(&s->opts, &c, e);
+	if (r < 0)
+		return r;
+	r = cfg_wrap(c, &s->cfg);
+	if (r < 0)
+		return pep_errf(e, r, "out of memory");
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd == -1)
+		return pep_errf(e, errno, "epoll_create1: %s",
+		    strerror(errno));
+	r = signals_open(s);
+	if (r == 0)
+		r = timers_open(s);
+	if (r < 0)
+		return pep_errf(e, r, "signals/timers: %s", strerror(-r));
+	r = audit_open(&s->audit, c, e);
+	if (r == 0)
+		r = fetch_init(s, e);
+	if (r == 0)
+		r = opa_init(s, e);
+	if (r == 0 && c->metrics != NULL)
+		r = metrics_open(s, c->metrics, e);
+	if (r == 0)
+		r = listeners_open(s, e);
+	return r;
+}
+
+int
+pepd_new(const struct pepd_opts *o, struct pepd **sp, struct pep_err *e)
+{
+	struct pepd *s;
+	int r;
+
+	*sp = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return pep_errf(e, ENOMEM, "out of memory");
+	s->opts = *o;
+	if (s->opts.frame_timeout_ms <= 0)
+		s->opts.frame_timeout_ms = 10000;
+	s->epfd = s->sigev.fd = s->tickev.fd = s->curlev.fd = -1;
+	s->audit.fd = -1;
+	s->metrics.lev.fd = -1;
+	id_prefix_init(s);
+	r = pepd_setup(s, e);
+	if (r < 0) {
+		pepd_free(s);
+		return r;
+	}
+	*sp = s;
+	return 0;
+}
+
+static int
+pepd_finished(struct pepd *s)
+{
+	uint64_t now;
+
+	if (!s->stopping)
+		return 0;
+	if (s->nconns == 0 && s->nreqs == 0)
+		return 1;
+	now = pepd_now_ms();
+	return now >= s->exit_deadline_ms;
+}
+
+int
+pepd_run(struct pepd *s)
+{
+	struct epoll_event evs[64];
+	struct ev *ev;
+	int i, n;
+
+	log_info("pepd %s ready", PEPD_VERSION);
+	while (!pepd_finished(s)) {
+		n = epoll_wait(s->epfd, evs, 64, PEPD_TICK_MS);
+		if (n == -1 && errno != EINTR)
+			return -errno;
+		for (i = 0; i < n; i++) {
+			ev = evs[i].data.ptr;
+			ev->fn(s, ev, evs[i].events);
+		}
+	}
+	if (s->nreqs != 0)
+		log_warnx("exit with %zu requests unanswered", s->nreqs);
+	log_info("stopped");
+	return 0;
+}
+
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void
+pepd_free(struct pepd *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	while (s->conns != NULL)
+		conn_close(s, s->conns);
+	for (i = 0; i < s->nlisteners; i++)
+		listener_close(s, &s->listeners[i]);
+	free(s->listeners);
+	fetch_abort_all(s);
+	fetch_cleanup(s);
+	opa_free(s);
+	metrics_close(s);
+	audit_close(&s->audit);
+	close_fd(&s->sigev.fd);
+	close_fd(&s->tickev.fd);
+	close_fd(&s->curlev.fd);
+	close_fd(&s->epfd);
+	pepd_cfg_unref(s->cfg);
+	free(s);
+}

@@ -1,0 +1,339 @@
+#!/bin/sh
+# bake/ext4_grow.c through tests/tools/ext4-grow.c, against resize2fs.
+# Each tests/data/ext4_grow/*.case is one mkfs option set:
+#   # description                  (first comment line)
+#   mkfs: -b 1024 -O ^resize_inode  (options for mkfs.ext4 -F -q)
+#   size: 32M                       (start size; K/M/G/T suffixes)
+#   fill: minirootfs bigfiles quarter-groups   (what mkfs -d copies in)
+#   setup: ssv state 3              (debugfs -w requests; repeatable)
+#   grow: 64M 256M                  (target sizes, each from the start image)
+#   expect: ok | refuse REGEX       (for the grow: line before it; ok if absent)
+# For "ok": ext4-grow succeeds; two runs are byte-identical; e2fsck -fn is
+# clean; block, inode and group counts equal resize2fs's on the same start
+# image and target (E2FSPROGS_FAKE_TIME, RESIZE2FS_FORCE_ITABLE_INIT=1);
+# per-group free counts add up to the header's; the whole dumpe2fs output
+# equals resize2fs's but for Lifetime writes/Checksum; every file (bytes,
+# mode, owner, size) and two xattrs are unchanged. The result is also
+# compared byte for byte with resize2fs's (reported, not asserted).
+# For "refuse": exit 1, stderr matches REGEX, and the original bytes are
+# unchanged (ext4-grow extends the file before it opens the filesystem).
+# Cases run in $PEP_JOBS lanes (default: the number of CPUs). The source
+# trees and resize2fs's results are cached under $PEP_CACHE.
+. "$(dirname "$0")/../lib.sh"
+
+GROW=${EXT4_GROW:-$TOP/$BUILD/ext4-grow}
+DATA=$TOP/tests/data/ext4_grow
+T0=1600000000
+UUID=01234567-89ab-cdef-0123-456789abcdef
+JOBS=${PEP_JOBS:-$(nproc 2>/dev/null || echo 2)}
+export E2FSPROGS_FAKE_TIME=$T0
+unset RESIZE2FS_FORCE_LAZY_ITABLE_INIT
+
+for _t in mkfs.ext4 resize2fs e2fsck dumpe2fs debugfs python3 sha256sum; do
+	if ! command -v $_t >/dev/null 2>&1; then
+		skip "$_t missing"; done_testing; exit 0
+	fi
+done
+if [ ! -x "$GROW" ]; then
+	skip "$GROW missing"; done_testing; exit 0
+fi
+TARBALL=$(alpine_minirootfs) || { not_ok "alpine minirootfs"; done_testing; exit 1; }
+
+# The cache: keyed by this script, the e2fsprogs version and the tarball.
+_key=$( { cat "$0"; mkfs.ext4 -V 2>&1; resize2fs 2>&1 | head -1;
+	basename "$TARBALL"; } | sha256sum | cut -c1-16)
+CACHE=$PEP_CACHE/ext4_grow-$_key
+mkdir -p "$CACHE/trees" "$CACHE/ref"
+
+bytes() {	# 32M -> 33554432
+	case $1 in
+	*K|*k) echo $(( ${1%?} * 1024 )) ;;
+	*M|*m) echo $(( ${1%?} * 1048576 )) ;;
+	*G|*g) echo $(( ${1%?} * 1073741824 )) ;;
+	*T|*t) echo $(( ${1%?} * 1099511627776 )) ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# tree FILL SIZEBYTES: the source directory for mkfs -d, built once into
+# the cache (ctimes then stay put, so start images are reproducible).
+# Only quarter-groups depends on the size.
+tree_dir() {
+	case $1 in *quarter-groups*) _ts=$2 ;; *) _ts=0 ;; esac
+	echo "$CACHE/trees/$(echo "$1" | tr ' ' '_')-$_ts"
+}
+make_tree() {	# fill, size
+	_d=$(tree_dir "$1" "$2")
+	[ -f "$_d.done" ] && return 0
+	rm -rf "$_d"; mkdir -p "$_d"
+	for _w in $1; do
+		case $_w in
+		minirootfs) tar -xzf "$TARBALL" -C "$_d" --numeric-owner ||
+			return 1 ;;
+		bigfiles|quarter-groups) ;;
+		*) echo "unknown fill $_w" >&2; return 1 ;;
+		esac
+	done
+	python3 - "$_d" "$2" "$1" <<-'EOF' || return 1
+	import os, random, sys
+	d, size, fill = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+	def put(path, data, mode=0o644, uid=0, gid=0):
+	    os.makedirs(os.path.dirname(path), exist_ok=True)
+	    with open(path, "wb") as f:
+	        f.write(data)
+	    os.chmod(path, mode); os.chown(path, uid, gid)
+	put(d + "/pep-xattr", b"a file with xattrs\n", 0o640, 1000, 1001)
+	if "bigfiles" in fill:
+	    r = random.Random(1)
+	    put(d + "/big/rand-1M", r.randbytes(1 << 20))
+	    put(d + "/big/rand-odd", r.randbytes(2621441), 0o600, 65534, 100)
+	    # random, a 1 MiB hole, random: mkfs -d keeps the hole
+	    put(d + "/big/holey", r.randbytes(300000) + bytes(1 << 20) +
+	        r.randbytes(77777), 0o755)
+	if "quarter-groups" in fill:
+	    r = random.Random(2)
+	    for i in range(size // 4 // (1 << 20)):
+	        put("%s/quarter/q%03d" % (d, i), r.randbytes(1 << 20))
+	EOF
+	# A fixed atime, later than every mtime, that reading will not bump.
+	find "$_d" -exec touch -h -a -d @2000000000 {} + &&
+	touch -h -m -d @1500000000 "$_d" && : >"$_d.done"
+}
+
+# The per-case results: lines "ok|not_ok|diag<TAB>text" in $RES/NAME.
+RES=$PEP_TMP/res
+mkdir -p "$RES"
+r_ok() { printf 'ok\t%s\n' "$*" >>"$out"; }
+r_no() { printf 'not_ok\t%s\n' "$*" >>"$out"; }
+r_diag() { printf 'diag\t%s\n' "$*" >>"$out"; }
+r_diag_file() {	# file [lines]
+	head -n "${2:-15}" "$1" | while IFS= read -r _l; do r_diag "  $_l"; done
+}
+r_check() {	# description command...
+	_dd=$1; shift
+	if "$@" >"$W/.o" 2>&1; then r_ok "$_dd"; else
+		r_no "$_dd"; r_diag_file "$W/.o"
+	fi
+}
+
+field() {	# dumpe2fs-file "Block count"
+	sed -n "s/^$2: *//p" "$1" | head -1
+}
+ngroups() { grep -c '^Group [0-9]' "$1"; }
+# Per-group "N free blocks, M free inodes" sums.
+group_sums() {
+	sed -n 's/^ *\([0-9]*\) free blocks, \([0-9]*\) free inodes.*/\1 \2/p' \
+	    "$1" | awk '{ b += $1; i += $2 } END { print b + 0, i + 0 }'
+}
+dfilter() {
+	grep -v -E '^(Lifetime writes|Checksum|Filesystem created):' "$1"
+}
+listing() {	# dir
+	(cd "$1" && find . -printf '%p %y %m %U %G %s %l\n' | LC_ALL=C sort)
+}
+eas() {	# image
+	debugfs -R "ea_list /pep-xattr" "$1" 2>/dev/null
+}
+
+# resize2fs's result for start image + target, cached by the start image
+# hash: $1 start, $2 bytes, $3 start sha; sets REF (dir with dumpe2fs,
+# sha, rc, err, and img while uncached).
+ref_resize() {
+	REF=$CACHE/ref/$3-$2
+	[ -f "$REF/done" ] && return 0
+	rm -rf "$REF.tmp"; mkdir -p "$REF.tmp"
+	cp --sparse=always "$1" "$REF.tmp/img"
+	truncate -s "$2" "$REF.tmp/img"
+	RESIZE2FS_FORCE_ITABLE_INIT=1 resize2fs "$REF.tmp/img" \
+	    "$(($2 / 1024))K" >"$REF.tmp/out" 2>&1
+	echo $? >"$REF.tmp/rc"
+	dumpe2fs "$REF.tmp/img" >"$REF.tmp/dumpe2fs" 2>/dev/null
+	sha256sum <"$REF.tmp/img" | cut -d' ' -f1 >"$REF.tmp/sha"
+	mv "$REF.tmp/img" "$W/ref.img"	# kept only for this run
+	rm -rf "$REF"; mv "$REF.tmp" "$REF"; : >"$REF/done"
+}
+
+grow_ok() {	# name bytes
+	_nm=$1; _b=$2; _t="$_nm -> $_b"
+	cp --sparse=always "$W/start.img" "$W/a.img"
+	if ! "$GROW" -t $T0 "$W/a.img" 0 "$_b" >"$W/a.out" 2>"$W/a.err"; then
+		r_no "$_t: ext4-grow succeeds"; r_diag_file "$W/a.err"
+		return
+	fi
+	r_ok "$_t: ext4-grow succeeds ($(cat "$W/a.out"))"
+	cp --sparse=always "$W/start.img" "$W/b.img"
+	"$GROW" -t $T0 "$W/b.img" 0 "$_b" >/dev/null 2>&1
+	r_check "$_t: two runs give identical bytes" cmp "$W/a.img" "$W/b.img"
+	rm -f "$W/b.img"
+	r_check "$_t: e2fsck -fn clean" e2fsck -fn "$W/a.img"
+	dumpe2fs "$W/a.img" >"$W/a.d" 2>/dev/null
+	rm -f "$W/ref.img"
+	ref_resize "$W/start.img" "$_b" "$SSHA"
+	if [ "$(cat "$REF/rc")" != 0 ]; then
+		r_no "$_t: resize2fs succeeds"; r_diag_file "$REF/out"
+		return
+	fi
+	_a="$(field "$W/a.d" 'Block count') $(field "$W/a.d" 'Inode count') $(ngroups "$W/a.d")"
+	_r="$(field "$REF/dumpe2fs" 'Block count') $(field "$REF/dumpe2fs" 'Inode count') $(ngroups "$REF/dumpe2fs")"
+	if [ "$_a" = "$_r" ]; then
+		r_ok "$_t: blocks/inodes/groups as resize2fs ($_a)"
+	else
+		r_no "$_t: blocks/inodes/groups as resize2fs"
+		r_diag "  ext4-grow: $_a; resize2fs: $_r"
+	fi
+	_nb=$(cut -d' ' -f2 "$W/a.out")
+	if [ "$_nb" = "$(field "$W/a.d" 'Block count')" ]; then
+		r_ok "$_t: reported new_blocks matches the superblock"
+	else
+		r_no "$_t: reported new_blocks $_nb vs superblock"
+	fi
+	_s=$(group_sums "$W/a.d")
+	_h="$(field "$W/a.d" 'Free blocks') $(field "$W/a.d" 'Free inodes')"
+	if [ "$_s" = "$_h" ]; then
+		r_ok "$_t: per-group free counts add up ($_h)"
+	else
+		r_no "$_t: per-group free counts add up"
+		r_diag "  groups: $_s; header: $_h"
+	fi
+	dfilter "$W/a.d" >"$W/a.df"; dfilter "$REF/dumpe2fs" >"$W/r.df"
+	if diff -u "$W/r.df" "$W/a.df" >"$W/d.diff"; then
+		r_ok "$_t: dumpe2fs identical to resize2fs's"
+	else
+		r_no "$_t: dumpe2fs identical to resize2fs's" \
+		    "($(grep -c '^[-+][^-+]' "$W/d.diff") lines differ)"
+		r_diag_file "$W/d.diff" 30
+	fi
+	_sha=$(sha256sum <"$W/a.img" | cut -d' ' -f1)
+	if [ "$_sha" = "$(cat "$REF/sha")" ]; then
+		r_diag "$_t: image byte-identical to resize2fs's"
+	elif [ -f "$W/ref.img" ]; then
+		r_diag "$_t: image differs from resize2fs's in" \
+		    "$(cmp -l "$W/a.img" "$W/ref.img" | wc -l) bytes"
+	else
+		r_diag "$_t: image differs from resize2fs's (cached: no count)"
+	fi
+	rm -f "$W/ref.img"
+	rm -rf "$W/after"; mkdir "$W/after"
+	debugfs -R "rdump / $W/after" "$W/a.img" >/dev/null 2>&1
+	r_check "$_t: file contents unchanged" \
+	    diff -r --no-dereference "$W/before" "$W/after"
+	listing "$W/after" >"$W/after.ls"
+	r_check "$_t: modes, owners, sizes unchanged" \
+	    diff "$W/before.ls" "$W/after.ls"
+	eas "$W/a.img" >"$W/after.ea"
+	r_check "$_t: xattrs unchanged" diff "$W/before.ea" "$W/after.ea"
+	rm -rf "$W/after" "$W/a.img"
+}
+
+grow_refuse() {	# name bytes regex
+	_t="$1 -> $2"
+	cp --sparse=always "$W/start.img" "$W/a.img"
+	"$GROW" -t $T0 "$W/a.img" 0 "$2" >"$W/a.out" 2>"$W/a.err"
+	_rc=$?
+	if [ $_rc -eq 1 ] && grep -q -E -e "$3" "$W/a.err"; then
+		r_ok "$_t: refused: $(head -c 160 "$W/a.err")"
+	else
+		r_no "$_t: refused with /$3/ (rc=$_rc)"
+		r_diag_file "$W/a.err"
+	fi
+	_sha=$(head -c "$SSIZE" "$W/a.img" | sha256sum | cut -d' ' -f1)
+	if [ "$_sha" = "$SSHA" ]; then
+		r_ok "$_t: the original bytes are unchanged" \
+		    "(file now $(stat -c %s "$W/a.img") bytes)"
+	else
+		r_no "$_t: the original bytes are unchanged"
+		cmp -l "$W/start.img" "$W/a.img" 2>/dev/null | head -5 >"$W/.o"
+		r_diag_file "$W/.o"
+	fi
+	rm -f "$W/a.img"
+}
+
+run_case() {	# case file
+	_name=$(basename "$1" .case)
+	out=$RES/$_name
+	W=$PEP_TMP/w/$_name
+	rm -rf "$W"; mkdir -p "$W"; : >"$out"
+	_mkfs=; _size=; _fill=; : >"$W/setup"; : >"$W/targets"; _last=
+	while IFS= read -r _l; do
+		case $_l in
+		"mkfs: "*) _mkfs=${_l#mkfs: } ;;
+		"size: "*) _size=$(bytes "${_l#size: }") ;;
+		"fill: "*) _fill=${_l#fill: } ;;
+		"setup: "*) echo "${_l#setup: }" >>"$W/setup" ;;
+		"grow: "*) [ -n "$_last" ] && for _g in $_last; do
+				echo "$(bytes "$_g") ok" >>"$W/targets"; done
+			_last=${_l#grow: } ;;
+		"expect: "*) for _g in $_last; do
+				echo "$(bytes "$_g") ${_l#expect: }" \
+				    >>"$W/targets"; done
+			_last= ;;
+		esac
+	done <"$1"
+	for _g in $_last; do echo "$(bytes "$_g") ok" >>"$W/targets"; done
+	# shellcheck disable=SC2086
+	if ! mkfs.ext4 -F -q -U $UUID -E hash_seed=$UUID $_mkfs \
+	    -d "$(tree_dir "$_fill" "$_size")" "$W/start.img" \
+	    "$((_size / 1024))k" >"$W/.o" 2>&1; then
+		r_no "$_name: mkfs.ext4 $_mkfs"; r_diag_file "$W/.o"; return
+	fi
+	debugfs -w -f - "$W/start.img" >"$W/.o" 2>&1 <<-EOF
+	ea_set /pep-xattr user.pep-small grow-kept
+	ea_set /pep-xattr user.pep-big $(printf '%0300d' 7)
+	EOF
+	debugfs -w -f "$W/setup" "$W/start.img" >"$W/.o" 2>&1
+	SSIZE=$(stat -c %s "$W/start.img")
+	SSHA=$(sha256sum <"$W/start.img" | cut -d' ' -f1)
+	if grep -q ' ok$' "$W/targets"; then
+		mkdir "$W/before"
+		debugfs -R "rdump / $W/before" "$W/start.img" >/dev/null 2>&1
+		listing "$W/before" >"$W/before.ls"
+		eas "$W/start.img" >"$W/before.ea"
+		grep -q pep-big "$W/before.ea" ||
+		    r_no "$_name: the xattrs were set"
+	fi
+	while read -r _b _e _re; do
+		case $_e in
+		ok) grow_ok "$_name" "$_b" ;;
+		refuse) grow_refuse "$_name" "$_b" "$_re" ;;
+		*) r_no "$_name: bad expect: $_e" ;;
+		esac
+	done <"$W/targets"
+	rm -rf "$W"
+}
+
+# Source trees first (shared), then the cases in lanes.
+for _c in "$DATA"/*.case; do
+	_f=$(sed -n 's/^fill: //p' "$_c")
+	echo "$_f|$(bytes "$(sed -n 's/^size: //p' "$_c")")"
+done | sort -u >"$PEP_TMP/trees"
+while IFS='|' read -r _f _s; do
+	make_tree "$_f" "$_s" || { not_ok "source tree $_f"; done_testing; exit 1; }
+done <"$PEP_TMP/trees"
+
+_i=0
+for _c in "$DATA"/*.case; do
+	echo "$_c" >>"$PEP_TMP/lane$((_i % JOBS))"
+	_i=$((_i + 1))
+done
+_j=0
+while [ $_j -lt "$JOBS" ]; do
+	[ -f "$PEP_TMP/lane$_j" ] && (
+		while read -r _c; do run_case "$_c"; done <"$PEP_TMP/lane$_j"
+	) &
+	_j=$((_j + 1))
+done
+wait
+
+for _c in "$DATA"/*.case; do
+	_name=$(basename "$_c" .case)
+	diag "$_name: $(sed -n '1s/^# //p' "$_c")"
+	[ -s "$RES/$_name" ] || { not_ok "$_name: no results"; continue; }
+	while IFS="$(printf '\t')" read -r _k _txt; do
+		case $_k in
+		ok) ok "$_txt" ;;
+		not_ok) not_ok "$_txt" ;;
+		*) diag "$_txt" ;;
+		esac
+	done <"$RES/$_name"
+done
+done_testing
