@@ -145,7 +145,7 @@ bench: all
 	sh tests/bench/bench-bake.sh
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) $(BUILD)/pep-bake
 	sh tests/demo.sh
 
 install: all

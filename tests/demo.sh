@@ -24,7 +24,7 @@ make_input() {
 bake() {
 	step "$PEP_BAKE $VHD -o $RAW"
 	rm -f "$RAW"
-	"$PEP_BAKE" "$VHD" -o "$RAW"
+	"$PEP_BAKE" -v "$VHD" -o "$RAW"
 }
 
 show() {
