@@ -33,7 +33,8 @@ ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(CPPFLAGS) $(BAKE_CFLAGS) \
 COMMON_SRC = common/err.c common/log.c common/progress.c
 BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/out.c bake/convert.c bake/layout.c bake/ext4fs.c bake/ext4_grow.c \
-	bake/edit_console.c bake/edit_nocloud.c bake/bake.c bake/report.c
+	bake/edit_text.c bake/edit_console.c bake/edit_nocloud.c bake/bake.c \
+	bake/report.c
 BAKE_MAIN = bake/pep-bake.c
 
 PEPD_LIB_SRC = common/frame.c common/base64.c \
@@ -41,7 +42,9 @@ PEPD_LIB_SRC = common/frame.c common/base64.c \
 PEPD_MAIN = pepd/pepd.c
 
 COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/%.o)
-PEPD_LIB_OBJ = $(PEPD_LIB_SRC:%.c=$(BUILD)/%.o)
+# pepd/*.c objects go to $(BUILD)/pepd-obj/: $(BUILD)/pepd is the program.
+PEPD_LIB_OBJ = $(patsubst $(BUILD)/pepd/%,$(BUILD)/pepd-obj/%,\
+	$(PEPD_LIB_SRC:%.c=$(BUILD)/%.o))
 PEPD_LIB = $(BUILD)/libpepd.a
 BAKE_LIB_OBJ = $(BAKE_LIB_SRC:%.c=$(BUILD)/%.o)
 BAKE_LIB = $(BUILD)/libbake.a
@@ -57,6 +60,12 @@ TOOL_SRC = $(wildcard tests/tools/*.c)
 TOOL_BIN = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/%)
 
 PROGS = $(BUILD)/pep-bake $(if $(wildcard pepd/pepd.c),$(BUILD)/pepd)
+
+# --- pep-run (runner/) ------------------------------------------------
+RUN_LIB_SRC = $(COMMON_SRC) $(filter-out runner/pep-run.c,$(wildcard runner/*.c))
+RUN_LIB_OBJ = $(RUN_LIB_SRC:%.c=$(BUILD)/%.o)
+RUN_LIB = $(BUILD)/librunner.a
+PROGS += $(BUILD)/pep-run
 
 .PHONY: all deps check check-fast check-asan fuzz fuzz-brief bench demo \
 	clean install
@@ -80,8 +89,19 @@ $(PEPD_LIB): $(PEPD_LIB_OBJ) $(COMMON_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/pepd: $(BUILD)/pepd/pepd.o $(PEPD_LIB)
+$(BUILD)/pepd-obj/%.o: pepd/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/pepd: $(BUILD)/pepd-obj/pepd.o $(PEPD_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PEPD_LIBS)
+
+$(RUN_LIB): $(RUN_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/pep-run: $(BUILD)/runner/pep-run.o $(RUN_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^
 
 $(PEPD_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(PEPD_LIB)
 	@mkdir -p $(dir $@)
@@ -97,10 +117,37 @@ $(UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BAKE_LIB)
 $(TOOL_BIN): $(BUILD)/%: tests/tools/%.c $(BAKE_LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BAKE_LIB) $(LDFLAGS) $(BAKE_LIBS)
 
+# --- guest-init: pexi-bridge (libc only) ---------------------------
+# Host build as part of `all` (and so of the ASan build); `make guest`
+# builds the static binaries baked into the guest images.
+PEXI_SRC = guest-init/pexi-bridge.c guest-init/bridge_addr.c \
+	guest-init/bridge_relay.c common/log.c
+PEXI_HDR = guest-init/pexi-bridge.h common/log.h
+GUEST_CFLAGS = -std=c17 $(WARN) -O2 $(CPPFLAGS) -static -s
+
+all: $(BUILD)/pexi-bridge
+
+$(BUILD)/pexi-bridge: $(PEXI_SRC:%.c=$(BUILD)/%.o)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+.PHONY: guest
+guest: build/guest/x86_64/pexi-bridge build/guest/aarch64/pexi-bridge
+
+build/guest/x86_64/pexi-bridge: $(PEXI_SRC) $(PEXI_HDR)
+	@mkdir -p $(dir $@)
+	musl-gcc $(GUEST_CFLAGS) -o $@ $(PEXI_SRC)
+
+build/guest/aarch64/pexi-bridge: $(PEXI_SRC) $(PEXI_HDR)
+	@mkdir -p $(dir $@)
+	aarch64-linux-gnu-gcc $(GUEST_CFLAGS) -o $@ $(PEXI_SRC)
+
+-include $(wildcard $(BUILD)/guest-init/*.d)
+
 # --- tests ----------------------------------------------------------
 # check: everything, from a fresh machine (installs what is missing).
 check: deps
 	$(MAKE) all
+	$(MAKE) guest
 	$(MAKE) BUILD=build-asan SAN=1 all
 	$(MAKE) fuzz-brief
 	sh tests/run.sh
@@ -117,7 +164,13 @@ FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 
 FUZZ_PEPD_SRC = $(wildcard tests/fuzz/fuzz_pepd_*.c)
-FUZZ_BAKE_SRC = $(filter-out $(FUZZ_PEPD_SRC),$(FUZZ_SRC))
+FUZZ_RUN_SRC = tests/fuzz/fuzz_vhost_user.c
+FUZZ_BAKE_SRC = $(filter-out $(FUZZ_PEPD_SRC) $(FUZZ_RUN_SRC),$(FUZZ_SRC))
+
+build-fuzz/fuzz_vhost_user: tests/fuzz/fuzz_vhost_user.c $(RUN_LIB_SRC) \
+		runner/runner.h
+	@mkdir -p build-fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(RUN_LIB_SRC)
 
 $(FUZZ_BAKE_SRC:tests/fuzz/%.c=build-fuzz/%): build-fuzz/%: tests/fuzz/%.c \
 		$(BAKE_LIB_SRC) $(COMMON_SRC) bake/bake.h
@@ -143,6 +196,7 @@ fuzz: $(FUZZ_BIN)
 
 bench: all
 	sh tests/bench/bench-bake.sh
+	sh tests/bench/bench-vsock.sh
 
 demo: deps
 	$(MAKE) $(BUILD)/pep-bake
@@ -152,6 +206,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 bake/pep-bake.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 runner/pep-run.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 PREFIX ?= /usr/local
 
@@ -159,3 +214,4 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(wildcard $(BUILD)/bake/*.d $(BUILD)/common/*.d $(BUILD)/pepd/*.d)
+-include $(wildcard $(BUILD)/runner/*.d)

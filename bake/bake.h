@@ -236,6 +236,13 @@ int ext4_grow(struct ext4 *x, int fd, uint64_t off, uint64_t max_bytes,
     struct ext4_grow_info *gi, struct pep_err *e);
 
 /* ------------------------------------------------------------------ */
+/* edit_text.c: line scanning for the text editors                    */
+
+/* The line at in[pos..]: content length *n (no CR/LF), *eol its end. */
+void edit_next_line(const char *in, size_t inlen, size_t pos, size_t *n,
+    size_t *eol);
+
+/* ------------------------------------------------------------------ */
 /* edit_console.c: console= rewriting in bootloader configs          */
 
 enum console_file {

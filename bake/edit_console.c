@@ -392,21 +392,6 @@ line_update_extlinux(struct sbuf *b, const char *s, size_t n, size_t idx,
 	}
 }
 
-/* The line at in[pos..]: content length *n (no CR/LF), *eol its end. */
-static void
-next_line(const char *in, size_t inlen, size_t pos, size_t *n, size_t *eol)
-{
-	const char *nl;
-	size_t len;
-
-	nl = memchr(in + pos, '\n', inlen - pos);
-	len = nl != NULL ? (size_t)(nl - (in + pos)) : inlen - pos;
-	*eol = len + (nl != NULL);
-	if (nl != NULL && len > 0 && in[pos + len - 1] == '\r')
-		len--;
-	*n = len;
-}
-
 /*
  * Default grub, first pass: is there a console= already, and where does
  * an appended list go?
@@ -419,7 +404,7 @@ scan_default_grub(const char *in, size_t inlen, struct ctx *cx)
 	int any = 0, def = 0;
 
 	while (pos < inlen) {
-		next_line(in, inlen, pos, &n, &eol);
+		edit_next_line(in, inlen, pos, &n, &eol);
 		if (find_value(in + pos, n, "GRUB_CMDLINE_LINUX_DEFAULT", &v)) {
 			def = 1;
 			cx->append_line = idx;
@@ -495,7 +480,7 @@ console_rewrite(enum console_file kind, const char *in, size_t inlen,
 	if (kind == CONSOLE_DEFAULT_GRUB)
 		scan_default_grub(in, inlen, &cx);
 	while (pos < inlen) {
-		next_line(in, inlen, pos, &n, &eol);
+		edit_next_line(in, inlen, pos, &n, &eol);
 		fn(&b, in + pos, n, idx, &cx);
 		sb_add(&b, in + pos + n, eol - n);
 		pos += eol;

@@ -39,21 +39,6 @@ classify(const char *s, size_t n)
 	return hash ? CLOUD_COMMENT : CLOUD_ACTIVE;
 }
 
-/* The line at in[pos..]: content length *n (no CR/LF), *eol its end. */
-static void
-next_line(const char *in, size_t inlen, size_t pos, size_t *n, size_t *eol)
-{
-	const char *nl;
-	size_t len;
-
-	nl = memchr(in + pos, '\n', inlen - pos);
-	len = nl != NULL ? (size_t)(nl - (in + pos)) : inlen - pos;
-	*eol = len + (nl != NULL);
-	if (nl != NULL && len > 0 && in[pos + len - 1] == '\r')
-		len--;
-	*n = len;
-}
-
 /* Which lines to replace: CLOUD_ACTIVE ones, else the first comment. */
 static enum cloud_line
 pick(const char *in, size_t inlen, size_t *first_comment)
@@ -62,7 +47,7 @@ pick(const char *in, size_t inlen, size_t *first_comment)
 	enum cloud_line c, want = CLOUD_NONE;
 
 	while (pos < inlen) {
-		next_line(in, inlen, pos, &n, &eol);
+		edit_next_line(in, inlen, pos, &n, &eol);
 		c = classify(in + pos, n);
 		if (c == CLOUD_ACTIVE)
 			return CLOUD_ACTIVE;
@@ -84,7 +69,7 @@ replace(const char *in, size_t inlen, enum cloud_line want, size_t at,
 	int hit;
 
 	while (pos < inlen) {
-		next_line(in, inlen, pos, &n, &eol);
+		edit_next_line(in, inlen, pos, &n, &eol);
 		if (want == CLOUD_ACTIVE)
 			hit = classify(in + pos, n) == CLOUD_ACTIVE;
 		else
