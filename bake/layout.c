@@ -269,44 +269,52 @@ gpt_wipe_stale(int fd, const char *name, unsigned long ss,
 	return layout_zero(fd, lo * ss, (hi - lo) * ss, name, e);
 }
 
-int
-layout_is_last(const struct layout *l, int partno)
+static const struct part_info *
+layout_find(const struct layout *l, int partno)
 {
-	const struct part_info *root = NULL;
 	size_t i;
 
 	for (i = 0; i < l->nparts; i++)
 		if (l->parts[i].partno == partno)
-			root = &l->parts[i];
-	if (root == NULL)
-		return 0;
+			return &l->parts[i];
+	return NULL;
+}
+
+/* The first partition starting after partno's start, or NULL. */
+static const struct part_info *
+layout_after(const struct layout *l, const struct part_info *root)
+{
+	size_t i;
+
 	for (i = 0; i < l->nparts; i++)
 		if (l->parts[i].start > root->start)
-			return 0;
-	return 1;
+			return &l->parts[i];
+	return NULL;
+}
+
+int
+layout_is_last(const struct layout *l, int partno)
+{
+	const struct part_info *root = layout_find(l, partno);
+
+	return root != NULL && layout_after(l, root) == NULL;
 }
 
 static int
 layout_check_last(const struct layout *l, int partno, const char *name,
     struct pep_err *e)
 {
-	const struct part_info *root = NULL;
-	size_t i;
+	const struct part_info *root = layout_find(l, partno), *next;
 
-	for (i = 0; i < l->nparts; i++)
-		if (l->parts[i].partno == partno)
-			root = &l->parts[i];
 	if (root == NULL)
 		return pep_errf(e, PEP_ENOTFOUND, "%s: no partition %d",
 		    name, partno);
-	for (i = 0; i < l->nparts; i++) {
-		if (l->parts[i].start <= root->start)
-			continue;
+	next = layout_after(l, root);
+	if (next != NULL)
 		return pep_errf(e, PEP_EUNSUPPORTED,
 		    "%s: partition %d is followed by partition %d; growing "
 		    "it would need partition %d moved", name, partno,
-		    l->parts[i].partno, l->parts[i].partno);
-	}
+		    next->partno, next->partno);
 	return 0;
 }
 
