@@ -101,11 +101,12 @@ static void
 audit_time(const struct timespec *ts, char *out, size_t outlen)
 {
 	struct tm tm;
-	char buf[32];
+	size_t n;
 
 	gmtime_r(&ts->tv_sec, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, outlen, "%s.%03ldZ", buf, ts->tv_nsec / 1000000);
+	n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, outlen - n, ".%03uZ",
+	    (unsigned int)(ts->tv_nsec / 1000000) % 1000);
 }
 
 static const char *

@@ -220,7 +220,7 @@ k_audit_fsync(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 static int
 k_audit_interval(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 {
-	long long n;
+	long long n = 0;
 	int r;
 
 	r = get_int(v, "audit.interval_ms", 1, 3600000, &n, e);
@@ -270,7 +270,7 @@ k_opa_url(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 static int
 k_opa_timeout(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 {
-	long long n;
+	long long n = 0;
 	int r;
 
 	r = get_int(v, "opa.timeout_ms", 1, 60000, &n, e);
@@ -281,7 +281,7 @@ k_opa_timeout(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 static int
 k_opa_ttl(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 {
-	long long n;
+	long long n = 0;
 	int r;
 
 	r = get_int(v, "opa.cache_ttl_ms", 0, 3600000, &n, e);
@@ -334,7 +334,7 @@ static int
 limit_set(const cJSON *v, struct pep_limits *l, struct pep_err *e)
 {
 	char name[64];
-	long long n;
+	long long n = 0;
 	size_t i;
 	char *p = (char *)l;
 
@@ -393,7 +393,7 @@ k_metrics(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 static int
 k_grace(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 {
-	long long n;
+	long long n = 0;
 	int r;
 
 	r = get_int(v, "shutdown_grace_ms", 0, 600000, &n, e);
@@ -528,17 +528,25 @@ config_build(const cJSON *root, struct pepd_config *c, struct pep_err *e)
 	return 0;
 }
 
-/* Put "path: " in front of the message in e. */
+/*
+ * Put "path: " in front of the message in e and keep it on one line:
+ * keys and values quoted from the file may hold control characters.
+ */
 static int
 prefix_path(struct pep_err *e, const char *path, int r)
 {
 	char msg[PEP_ERR_MSGLEN];
+	size_t i;
 
 	if (e == NULL)
 		return r;
 	memcpy(msg, e->msg, sizeof(msg));
 	msg[sizeof(msg) - 1] = '\0';
-	return pep_errf(e, r, "%s: %s", path, msg);
+	r = pep_errf(e, r, "%s: %s", path, msg);
+	for (i = 0; e->msg[i] != '\0'; i++)
+		if ((unsigned char)e->msg[i] < 0x20 || e->msg[i] == 0x7f)
+			e->msg[i] = '?';
+	return r;
 }
 
 int

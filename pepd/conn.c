@@ -347,7 +347,7 @@ conn_close(struct pepd *s, struct conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 	free(c->rbuf);
-	free(c);
+	pepd_defer_free(s, &c->ev, c);
 }
 
 void

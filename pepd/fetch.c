@@ -7,6 +7,7 @@
  * through the policy again.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,16 @@ job_req(struct cjob *j)
 
 /* ---- requests ----------------------------------------------------- */
 
+void
+preq_msg(struct preq *q, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(q->msg, sizeof(q->msg), fmt, ap);
+	va_end(ap);
+}
+
 struct preq *
 preq_new(struct pepd *s, struct conn *c, const uint8_t *json, size_t len,
     int *close_conn)
@@ -55,15 +66,15 @@ preq_new(struct pepd *s, struct conn *c, const uint8_t *json, size_t len,
 	snprintf(q->id, sizeof(q->id), "%s-%06llu", s->id_prefix,
 	    (unsigned long long)++s->next_id);
 	clock_gettime(CLOCK_REALTIME, &q->wall);
-	q->t0_us = pepd_now_ms() * 1000;
+	q->t0_us = pepd_now_us();
 	if (json == NULL) {
 		q->code = PEP_BAD_REQUEST;
-		snprintf(q->msg, sizeof(q->msg), "frame of %zu bytes exceeds "
+		preq_msg(q, "frame of %zu bytes exceeds "
 		    "the limit of %zu", len, lim->max_frame);
 		*close_conn = 1;
 	} else if (proto_parse_request(json, len, lim, &q->r, &e) < 0) {
 		q->code = PEP_BAD_REQUEST;
-		snprintf(q->msg, sizeof(q->msg), "%s", e.msg);
+		preq_msg(q, "%s", e.msg);
 		*close_conn = 1;
 	}
 	return q;
@@ -96,7 +107,7 @@ preq_free(struct pepd *s, struct preq *q)
 static void
 preq_finish(struct pepd *s, struct preq *q)
 {
-	uint64_t now = pepd_now_ms() * 1000;
+	uint64_t now = pepd_now_us();
 
 	if (q->resp.data == NULL &&
 	    proto_refusal(q->code == PEP_OK ? PEP_UPSTREAM_ERROR : q->code,
@@ -121,7 +132,7 @@ preq_refuse(struct pepd *s, struct preq *q, enum pep_code code,
 {
 	q->code = code;
 	if (msg != q->msg)
-		snprintf(q->msg, sizeof(q->msg), "%s", msg);
+		preq_msg(q, "%s", msg);
 	preq_finish(s, q);
 }
 
@@ -448,7 +459,7 @@ fetch_start(struct pepd *s, struct preq *q)
 	CURL *h;
 
 	if (s->inflight >= max) {
-		snprintf(q->msg, sizeof(q->msg), "%zu fetches in flight",
+		preq_msg(q, "%zu fetches in flight",
 		    s->inflight);
 		preq_refuse(s, q, PEP_OVERLOADED, q->msg);
 		return;
@@ -470,7 +481,7 @@ preq_decided(struct pepd *s, struct preq *q)
 {
 	q->decided = 1;
 	if (!q->d.allow) {
-		snprintf(q->msg, sizeof(q->msg), "%s %s://%s:%d is not allowed "
+		preq_msg(q, "%s %s://%s:%d is not allowed "
 		    "(%s)", q->r.method, q->u.scheme, q->u.host, q->u.port,
 		    q->d.rule != NULL ? q->d.rule : "default");
 		preq_refuse(s, q, PEP_DENIED_BY_POLICY, q->msg);
@@ -500,20 +511,20 @@ static enum pep_code
 fetch_code(struct preq *q, int rc)
 {
 	if (q->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-		snprintf(q->msg, sizeof(q->msg), "response body over %zu "
+		preq_msg(q, "response body over %zu "
 		    "bytes", q->cfg->c->limits.max_response);
 		return PEP_RESPONSE_TOO_LARGE;
 	}
 	if (q->ssrf_blocked && (rc == CURLE_COULDNT_CONNECT ||
 	    rc == CURLE_OPERATION_TIMEDOUT)) {
-		snprintf(q->msg, sizeof(q->msg), "address %s is %s", q->ip,
+		preq_msg(q, "address %s is %s", q->ip,
 		    ssrf_class_name((enum ssrf_class)q->ssrf_blocked));
 		return PEP_SSRF_BLOCKED;
 	}
 	if (rc == CURLE_OPERATION_TIMEDOUT)
 		return PEP_TIMEOUT;
 	if (q->msg[0] == '\0')
-		snprintf(q->msg, sizeof(q->msg), "%s",
+		preq_msg(q, "%s",
 		    curl_easy_strerror((CURLcode)rc));
 	return PEP_UPSTREAM_ERROR;
 }
@@ -528,7 +539,7 @@ fetch_done(struct pepd *s, struct cjob *j, int rc, int aborted)
 	fetch_times(q, h);
 	if (aborted) {
 		q->code = PEP_OVERLOADED;
-		snprintf(q->msg, sizeof(q->msg), "pepd is shutting down");
+		preq_msg(q, "pepd is shutting down");
 	} else if (rc != CURLE_OK) {
 		q->code = fetch_code(q, rc);
 	} else {
@@ -537,7 +548,7 @@ fetch_done(struct pepd *s, struct cjob *j, int rc, int aborted)
 		if (proto_response(q->status, q->rh, q->nrh, q->body, q->blen,
 		    &q->resp) < 0) {
 			q->code = PEP_UPSTREAM_ERROR;
-			snprintf(q->msg, sizeof(q->msg), "out of memory");
+			preq_msg(q, "out of memory");
 		}
 	}
 	curl_easy_cleanup(h);
@@ -602,7 +613,7 @@ fetch_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp,
 	if (what == CURL_POLL_REMOVE) {
 		if (cs != NULL) {
 			ev_del(s, &cs->ev);
-			free(cs);
+			pepd_defer_free(s, &cs->ev, cs);
 		}
 		return 0;
 	}

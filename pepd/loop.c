@@ -29,6 +29,15 @@ pepd_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t
+pepd_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 int
 ev_add(struct pepd *s, struct ev *ev, uint32_t events)
 {
@@ -356,6 +365,33 @@ pepd_new(const struct pepd_opts *o, struct pepd **sp, struct pep_err *e)
 	return 0;
 }
 
+void
+pepd_defer_free(struct pepd *s, struct ev *ev, void *obj)
+{
+	void **g;
+	size_t cap;
+
+	ev->fn = NULL;
+	if (s->ngrave == s->capgrave) {
+		cap = s->capgrave == 0 ? 64 : s->capgrave * 2;
+		g = realloc(s->grave, cap * sizeof(*g));
+		if (g == NULL) {
+			log_warnx("out of memory: leaking a closed object");
+			return;
+		}
+		s->grave = g;
+		s->capgrave = cap;
+	}
+	s->grave[s->ngrave++] = obj;
+}
+
+static void
+pepd_bury(struct pepd *s)
+{
+	while (s->ngrave > 0)
+		free(s->grave[--s->ngrave]);
+}
+
 static int
 pepd_finished(struct pepd *s)
 {
@@ -383,8 +419,10 @@ pepd_run(struct pepd *s)
 			return -errno;
 		for (i = 0; i < n; i++) {
 			ev = evs[i].data.ptr;
-			ev->fn(s, ev, evs[i].events);
+			if (ev->fn != NULL)
+				ev->fn(s, ev, evs[i].events);
 		}
+		pepd_bury(s);
 	}
 	if (s->nreqs != 0)
 		log_warnx("exit with %zu requests unanswered", s->nreqs);
@@ -421,6 +459,8 @@ pepd_free(struct pepd *s)
 	close_fd(&s->tickev.fd);
 	close_fd(&s->curlev.fd);
 	close_fd(&s->epfd);
+	pepd_bury(s);
+	free(s->grave);
 	pepd_cfg_unref(s->cfg);
 	free(s);
 }

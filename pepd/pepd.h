@@ -344,6 +344,8 @@ struct pepd {
 	struct audit audit;
 	struct metrics metrics;
 	struct opa_cache *opa;
+	void **grave;		/* closed objects, freed after the batch */
+	size_t ngrave, capgrave;
 	int stopping;
 	uint64_t stop_deadline_ms;	/* grace end: abort what is left */
 	uint64_t exit_deadline_ms;	/* hard end of the loop */
@@ -352,11 +354,17 @@ struct pepd {
 
 #define PEPD_TICK_MS 100
 
-/* Monotonic and wall-clock milliseconds. */
+/* Monotonic milliseconds and microseconds. */
 uint64_t pepd_now_ms(void);
+uint64_t pepd_now_us(void);
 int ev_add(struct pepd *s, struct ev *ev, uint32_t events);
 int ev_mod(struct pepd *s, struct ev *ev, uint32_t events);
 void ev_del(struct pepd *s, struct ev *ev);
+/*
+ * Free obj (holding ev) once the current epoll batch is handled, so a
+ * later event of the batch never reaches freed memory; ev->fn = NULL.
+ */
+void pepd_defer_free(struct pepd *s, struct ev *ev, void *obj);
 /* Load the configuration that opts name (file or environment). */
 int pepd_config_load(const struct pepd_opts *o, struct pepd_config **cp,
     struct pep_err *e);
@@ -476,6 +484,9 @@ struct preq {
 struct preq *preq_new(struct pepd *s, struct conn *c, const uint8_t *json,
     size_t len, int *close_conn);
 void preq_begin(struct pepd *s, struct preq *q);
+/* Set q->msg (truncated to fit). */
+void preq_msg(struct preq *q, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void preq_free(struct pepd *s, struct preq *q);
 /* Answer q with a refusal, audit it and hand it to its connection. */
 void preq_refuse(struct pepd *s, struct preq *q, enum pep_code code,

@@ -270,32 +270,46 @@ is_unreserved(int c)
 
 /*
  * Percent-encoding normalisation (RFC 3986 6.2.2): decode escapes of
- * unreserved characters, upper-case the hex of the others. In place.
+ * unreserved characters, upper-case the hex of the others, and encode a
+ * stray '%' as "%25" (else "%%32e" would become "%2e", which a second
+ * decoding turns into "."). Returns a malloc'd string or NULL.
  */
-static void
-pct_normalize(char *s)
+static char *
+pct_normalize(const char *s)
 {
-	size_t i, o = 0;
+	size_t i, o = 0, n = strlen(s);
 	int hi, lo, c;
+	char *d;
 
+	if (n > (SIZE_MAX - 1) / 3)
+		return NULL;
+	d = malloc(3 * n + 1);
+	if (d == NULL)
+		return NULL;
 	for (i = 0; s[i] != '\0'; i++) {
 		hi = s[i] == '%' ? hex_val((unsigned char)s[i + 1]) : -1;
 		lo = hi >= 0 ? hex_val((unsigned char)s[i + 2]) : -1;
+		if (s[i] == '%' && lo < 0) {
+			memcpy(d + o, "%25", 3);
+			o += 3;
+			continue;
+		}
 		if (lo < 0) {
-			s[o++] = s[i];
+			d[o++] = s[i];
 			continue;
 		}
 		c = hi * 16 + lo;
 		if (is_unreserved(c)) {
-			s[o++] = (char)c;
+			d[o++] = (char)c;
 		} else {
-			s[o++] = '%';
-			s[o++] = "0123456789ABCDEF"[hi];
-			s[o++] = "0123456789ABCDEF"[lo];
+			d[o++] = '%';
+			d[o++] = "0123456789ABCDEF"[hi];
+			d[o++] = "0123456789ABCDEF"[lo];
 		}
 		i += 2;
 	}
-	s[o] = '\0';
+	d[o] = '\0';
+	return d;
 }
 
 /* After decoding, a "." or ".." segment was an encoded one: refuse. */
@@ -397,11 +411,30 @@ out:
 	return r;
 }
 
+/* "/" + path + ("?" + query), before normalisation; malloc'd. */
+static char *
+join_path(const char *path, const char *query)
+{
+	size_t pl = strlen(path), ql = query != NULL ? strlen(query) : 0;
+	char *j;
+
+	j = malloc(pl + ql + 3);
+	if (j == NULL)
+		return NULL;
+	j[0] = '/';
+	memcpy(j + (path[0] != '/'), path, pl + 1);
+	if (query != NULL) {
+		pl = strlen(j);
+		j[pl] = '?';
+		memcpy(j + pl + 1, query, ql + 1);
+	}
+	return j;
+}
+
 static int
 url_path(CURLU *h, struct pep_url *u, struct pep_err *e)
 {
-	char *path = NULL, *query = NULL;
-	size_t pl, ql = 0;
+	char *path = NULL, *query = NULL, *joined = NULL, *q;
 	int r = 0;
 
 	if (url_get(h, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
@@ -409,28 +442,22 @@ url_path(CURLU *h, struct pep_url *u, struct pep_err *e)
 		goto out;
 	}
 	url_get(h, CURLUPART_QUERY, &query, 0);
-	pl = strlen(path);
-	if (query != NULL)
-		ql = strlen(query) + 1;
-	u->path = malloc(pl + ql + 2);
+	joined = join_path(path, query);
+	u->path = joined != NULL ? pct_normalize(joined) : NULL;
 	if (u->path == NULL) {
 		r = pep_errf(e, ENOMEM, "out of memory");
 		goto out;
 	}
-	u->path[0] = '/';
-	memcpy(u->path + (path[0] != '/'), path, pl + 1);
-	pct_normalize(u->path);
-	if (has_dot_segment(u->path)) {
+	/* Only the path part may not hold (encoded) dot segments. */
+	q = strchr(u->path, '?');
+	if (q != NULL)
+		*q = '\0';
+	if (has_dot_segment(u->path))
 		r = pep_errf(e, EINVAL, "URL path has an encoded dot segment");
-		goto out;
-	}
-	if (query != NULL) {
-		pct_normalize(query);
-		pl = strlen(u->path);
-		u->path[pl] = '?';
-		memcpy(u->path + pl + 1, query, strlen(query) + 1);
-	}
+	if (q != NULL)
+		*q = '?';
 out:
+	free(joined);
 	curl_free(path);
 	curl_free(query);
 	return r;

@@ -1,0 +1,278 @@
+/*
+ * pep-run: boot a pep disk in QEMU in the foreground, with no network
+ * device; the guest's only way out is vsock, joined to pepd's socket (or
+ * a TCP bridge port). main parses arguments and calls vm_run(); only this
+ * file and vm.c print or exit.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "runner.h"
+
+#define RUN_VERSION "0.1.0"
+
+enum {
+	OPT_SEED = 256, OPT_EFI, OPT_SHARED, OPT_VPORT, OPT_BRIDGE, OPT_PEPD,
+	OPT_VSOCKSOCK, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_SNAPSHOT,
+	OPT_CONSOLE, OPT_ARCH, OPT_QEMU, OPT_PRINT, OPT_ACCEL, OPT_VSOCK,
+	OPT_STOP
+};
+
+/* One table drives getopt_long and --help. */
+static const struct run_option {
+	struct option opt;
+	int shortopt;
+	const char *arg;
+	const char *help;
+} run_options[] = {
+	{ { "disk", required_argument, NULL, 'd' }, 'd', "FILE",
+	  "raw disk to boot (required; locked while running)" },
+	{ { "seed", required_argument, NULL, OPT_SEED }, 0, "FILE",
+	  "NoCloud seed image, attached read-only as a second disk" },
+	{ { "efi", no_argument, NULL, OPT_EFI }, 0, NULL,
+	  "boot with UEFI firmware (OVMF/AAVMF)" },
+	{ { "cpus", required_argument, NULL, 'c' }, 'c', "N",
+	  "virtual CPUs (default 2)" },
+	{ { "memory", required_argument, NULL, 'm' }, 'm', "SIZE",
+	  "guest memory, e.g. 1G (default 1G)" },
+	{ { "shared-dir", required_argument, NULL, OPT_SHARED }, 0, "DIR",
+	  "share DIR with the guest, tag 'shared' (virtiofs, else 9p)" },
+	{ { "vsock-port", required_argument, NULL, OPT_VPORT }, 0, "PORT",
+	  "guest connections to CID 2 PORT reach the endpoint (5000)" },
+	{ { "bridge-port", required_argument, NULL, OPT_BRIDGE }, 0, "PORT",
+	  "endpoint: TCP 127.0.0.1:PORT" },
+	{ { "pepd-socket", required_argument, NULL, OPT_PEPD }, 0, "PATH",
+	  "endpoint: pepd's unix socket" },
+	{ { "vsock-socket", required_argument, NULL, OPT_VSOCKSOCK }, 0,
+	  "PATH", "host-initiated: \"CONNECT P\\n\" here reaches guest port P" },
+	{ { "vsock", required_argument, NULL, OPT_VSOCK }, 0, "MODE",
+	  "auto, kernel (vhost-vsock), user (built-in) or none" },
+	{ { "kernel", required_argument, NULL, OPT_KERNEL }, 0, "FILE",
+	  "boot this kernel directly" },
+	{ { "initrd", required_argument, NULL, OPT_INITRD }, 0, "FILE",
+	  "initramfs for --kernel" },
+	{ { "append", required_argument, NULL, OPT_APPEND }, 0, "CMDLINE",
+	  "kernel command line for --kernel" },
+	{ { "snapshot", no_argument, NULL, OPT_SNAPSHOT }, 0, NULL,
+	  "discard disk writes when the VM stops" },
+	{ { "console-log", required_argument, NULL, OPT_CONSOLE }, 0, "FILE",
+	  "append the hvc0 console here (default: stdout)" },
+	{ { "arch", required_argument, NULL, OPT_ARCH }, 0, "ARCH",
+	  "x86_64 or aarch64 (default: the host's)" },
+	{ { "accel", required_argument, NULL, OPT_ACCEL }, 0, "ACCEL",
+	  "auto, kvm or tcg (default auto: KVM if it really runs)" },
+	{ { "qemu", required_argument, NULL, OPT_QEMU }, 0, "PATH",
+	  "QEMU binary (default qemu-system-ARCH)" },
+	{ { "stop-timeout", required_argument, NULL, OPT_STOP }, 0, "SECS",
+	  "after SIGINT/SIGTERM, wait this long for poweroff (30)" },
+	{ { "print-cmdline", no_argument, NULL, OPT_PRINT }, 0, NULL,
+	  "print the QEMU command line and exit" },
+	{ { "verbose", no_argument, NULL, 'v' }, 'v', NULL, "more messages" },
+	{ { "help", no_argument, NULL, 'h' }, 'h', NULL, "show this help" },
+	{ { "version", no_argument, NULL, 'V' }, 'V', NULL,
+	  "show the version" },
+};
+
+#define NOPTS (sizeof(run_options) / sizeof(run_options[0]))
+
+static void
+usage(void)
+{
+	const struct run_option *b;
+	char left[48];
+	size_t i;
+
+	printf("usage: pep-run --disk FILE [options]\n\n"
+	    "Boot a pep disk in QEMU (no network device); guest vsock to CID "
+	    "2\nreaches pepd's socket or a TCP bridge port.\n\n");
+	for (i = 0; i < NOPTS; i++) {
+		b = &run_options[i];
+		snprintf(left, sizeof(left), "%s%c%s--%s%s%s",
+		    b->shortopt ? "-" : "  ", b->shortopt ? b->shortopt : ' ',
+		    b->shortopt ? ", " : "  ", b->opt.name,
+		    b->arg ? " " : "", b->arg ? b->arg : "");
+		printf("  %-30s %s\n", left, b->help);
+	}
+	printf("\nExit status: 0 guest powered off, 1 error, 2 usage error; "
+	    "QEMU's own\nfailure status is passed through.\n");
+}
+
+static _Noreturn void
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "pep-run: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'pep-run --help' for more information.\n");
+	exit(RUN_EXIT_USAGE);
+}
+
+/* "1G", "512M", "1048576": binary suffixes K M G T. */
+static int
+parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || s[0] == '-')
+		return -1;
+	switch (*end) {
+	case 'T': case 't': shift = 40; break;
+	case 'G': case 'g': shift = 30; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'K': case 'k': shift = 10; break;
+	case '\0': break;
+	default: return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static unsigned
+parse_uint(const char *s, unsigned long lo, unsigned long hi,
+    const char *what)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo ||
+	    v > hi)
+		usage_error(what, s);
+	return (unsigned)v;
+}
+
+static int
+lookup(const char *s, const char *const *names)
+{
+	int i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static void
+parse_opt(struct run_cli *c, int ch, const char *arg)
+{
+	static const char *const accel[] = { "auto", "kvm", "tcg", NULL };
+	static const char *const vsock[] = { "auto", "kernel", "user", "none",
+	    NULL };
+	struct run_opts *o = &c->o;
+	int v;
+
+	switch (ch) {
+	case 'd': o->disk = arg; break;
+	case OPT_SEED: o->seed = arg; break;
+	case OPT_EFI: o->efi = 1; break;
+	case 'c': o->cpus = parse_uint(arg, 1, 256, "invalid --cpus '%s'");
+		break;
+	case 'm':
+		if (parse_size(arg, &o->memory) < 0 || o->memory < (64 << 20))
+			usage_error("invalid --memory '%s' (at least 64M)", arg);
+		break;
+	case OPT_SHARED: o->shared_dir = arg; break;
+	case OPT_VPORT: o->vsock_port = parse_uint(arg, 1, UINT32_MAX - 1,
+	    "invalid --vsock-port '%s'"); break;
+	case OPT_BRIDGE: o->bridge_port = parse_uint(arg, 1, 65535,
+	    "invalid --bridge-port '%s'"); break;
+	case OPT_PEPD: o->pepd_socket = arg; break;
+	case OPT_VSOCKSOCK: o->vsock_socket = arg; break;
+	case OPT_KERNEL: o->kernel = arg; break;
+	case OPT_INITRD: o->initrd = arg; break;
+	case OPT_APPEND: o->append = arg; break;
+	case OPT_SNAPSHOT: o->snapshot = 1; break;
+	case OPT_CONSOLE: o->console_log = arg; break;
+	case OPT_ARCH: o->arch = arg; break;
+	case OPT_QEMU: o->qemu = arg; break;
+	case OPT_STOP: o->stop_timeout = parse_uint(arg, 0, 3600,
+	    "invalid --stop-timeout '%s'"); break;
+	case OPT_PRINT: o->print_cmdline = 1; break;
+	case OPT_ACCEL:
+		v = lookup(arg, accel);
+		if (v < 0)
+			usage_error("invalid --accel '%s'", arg);
+		o->accel = (enum run_accel)v;
+		break;
+	case OPT_VSOCK:
+		v = lookup(arg, vsock);
+		if (v < 0)
+			usage_error("invalid --vsock '%s'", arg);
+		o->vsock = (enum run_vsock)v;
+		break;
+	case 'v': c->verbose++; break;
+	case 'h': usage(); exit(RUN_EXIT_OK);
+	case 'V': printf("pep-run %s\n", RUN_VERSION); exit(RUN_EXIT_OK);
+	default: usage_error("%s", "invalid option");
+	}
+}
+
+static void
+check_args(const struct run_opts *o)
+{
+	if (o->disk == NULL)
+		usage_error("%s", "--disk is required");
+	if (o->bridge_port != 0 && o->pepd_socket != NULL)
+		usage_error("%s", "--bridge-port and --pepd-socket exclude "
+		    "each other");
+	if ((o->initrd != NULL || o->append != NULL) && o->kernel == NULL)
+		usage_error("%s", "--initrd and --append need --kernel");
+	if (strcmp(o->arch, "x86_64") != 0 && strcmp(o->arch, "aarch64") != 0)
+		usage_error("unsupported --arch '%s'", o->arch);
+}
+
+static void
+parse_args(struct run_cli *c, int argc, char **argv)
+{
+	struct option longopts[NOPTS + 1];
+	char shortopts[64] = "";
+	size_t i, n = 0;
+	int ch;
+
+	memset(longopts, 0, sizeof(longopts));
+	for (i = 0; i < NOPTS; i++) {
+		longopts[i] = run_options[i].opt;
+		if (run_options[i].shortopt == 0)
+			continue;
+		shortopts[n++] = (char)run_options[i].shortopt;
+		if (run_options[i].arg != NULL)
+			shortopts[n++] = ':';
+	}
+	for (;;) {
+		ch = getopt_long(argc, argv, shortopts, longopts, NULL);
+		if (ch == -1)
+			break;
+		parse_opt(c, ch, optarg);
+	}
+	if (optind != argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	check_args(&c->o);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct run_cli c = { 0 };
+
+	c.o.cpus = 2;
+	c.o.memory = 1ULL << 30;
+	c.o.vsock_port = 5000;
+	c.o.stop_timeout = 30;
+	c.o.arch = run_host_arch();
+	parse_args(&c, argc, argv);
+	log_init("pep-run", c.verbose, 0);
+	return vm_run(&c.o);
+}

@@ -1,0 +1,146 @@
+/*
+ * url.c: every line of tests/data/pepd/url.tsv through url_parse and of
+ * host.tsv through host_normalize.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../pepd/pepd.h"
+#include "../tap.h"
+
+#define MAXF 8
+
+static int
+split(char *line, char **f)
+{
+	int n = 0;
+	char *p = line;
+
+	line[strcspn(line, "\n")] = '\0';
+	while (n < MAXF) {
+		f[n++] = p;
+		p = strchr(p, '\t');
+		if (p == NULL)
+			break;
+		*p++ = '\0';
+	}
+	return n;
+}
+
+static FILE *
+open_data(const char *dir, const char *name)
+{
+	char path[4096];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/pepd/%s", dir, name);
+	fp = fopen(path, "r");
+	tap_ok(fp != NULL, "open %s", path);
+	return fp;
+}
+
+static void
+url_line(char **f, int n)
+{
+	struct pep_url u;
+	struct pep_err e = { 0, "" };
+	int r;
+
+	r = url_parse(f[0], &u, &e);
+	if (n == 2 && strcmp(f[1], "bad") == 0) {
+		tap_ok(r < 0 && e.msg[0] != '\0', "'%s' refused (%s)", f[0],
+		    e.msg);
+		if (r == 0)
+			url_free(&u);
+		return;
+	}
+	if (n != 6) {
+		tap_ok(0, "bad data line '%s'", f[0]);
+		return;
+	}
+	if (!tap_ok(r == 0, "'%s' parses (%s)", f[0], r < 0 ? e.msg : ""))
+		return;
+	tap_ok(strcmp(u.scheme, f[1]) == 0 && strcmp(u.host, f[2]) == 0 &&
+	    u.port == (int)strtol(f[3], NULL, 10) &&
+	    u.host_is_ip == (int)strtol(f[4], NULL, 10) &&
+	    strcmp(u.path, f[5]) == 0,
+	    "'%s' -> %s %s %s %s %s (got %s %s %d %d %s)", f[0], f[1], f[2],
+	    f[3], f[4], f[5], u.scheme, u.host, u.port, u.host_is_ip,
+	    u.path);
+	url_free(&u);
+}
+
+static void
+url_file(const char *dir)
+{
+	char line[1024], *f[MAXF];
+	FILE *fp;
+
+	fp = open_data(dir, "url.tsv");
+	if (fp == NULL)
+		return;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		url_line(f, split(line, f));
+	}
+	fclose(fp);
+}
+
+static void
+host_file(const char *dir)
+{
+	char line[1024], out[URL_HOSTMAX], *f[MAXF];
+	FILE *fp;
+	int r;
+
+	fp = open_data(dir, "host.tsv");
+	if (fp == NULL)
+		return;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (split(line, f) != 2) {
+			tap_ok(0, "bad data line '%s'", f[0]);
+			continue;
+		}
+		r = host_normalize(f[0], out, sizeof(out));
+		if (strcmp(f[1], "!bad") == 0)
+			tap_ok(r < 0, "host '%s' refused", f[0]);
+		else
+			tap_ok(r == 0 && strcmp(out, f[1]) == 0,
+			    "host '%s' -> '%s' (got '%s')", f[0], f[1],
+			    r == 0 ? out : "error");
+	}
+	fclose(fp);
+}
+
+static void
+edges(void)
+{
+	char out[8], big[600];
+	struct pep_url u;
+
+	tap_ok(host_normalize("example.com", out, sizeof(out)) < 0,
+	    "host_normalize refuses a short output buffer");
+	tap_ok(host_normalize("a.b", out, 0) < 0, "outlen 0 is refused");
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	tap_ok(url_parse(big, &u, NULL) < 0, "NULL pep_err is allowed");
+	url_free(NULL);
+	memset(&u, 0, sizeof(u));
+	url_free(&u);
+	tap_ok(1, "url_free accepts NULL and an empty url");
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : "tests/data";
+
+	url_file(dir);
+	host_file(dir);
+	edges();
+	return tap_done();
+}
