@@ -213,5 +213,5 @@ PREFIX ?= /usr/local
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(wildcard $(BUILD)/bake/*.d $(BUILD)/common/*.d $(BUILD)/pepd/*.d)
+-include $(wildcard $(BUILD)/bake/*.d $(BUILD)/common/*.d $(BUILD)/pepd-obj/*.d)
 -include $(wildcard $(BUILD)/runner/*.d)
