@@ -213,6 +213,47 @@ fetch_opensocket(void *clientp, curlsocktype purpose,
 	return fd == -1 ? CURL_SOCKET_BAD : fd;
 }
 
+/*
+ * Called for every connection a request is about to use, new or taken
+ * from libcurl's pool, before anything is sent. The pool may hold
+ * connections opened under an older policy (before a SIGHUP narrowed
+ * allow_private): check the peer again here.
+ */
+static int
+fetch_prereq(void *clientp, char *peer_ip, char *local_ip, int peer_port,
+    int local_port)
+{
+	struct preq *q = clientp;
+	const struct policy *p = q->cfg->c->policy;
+	struct sockaddr_in6 s6;
+	struct sockaddr_in s4;
+	enum ssrf_class cls;
+
+	(void)local_ip;
+	(void)local_port;
+	memset(&s4, 0, sizeof(s4));
+	memset(&s6, 0, sizeof(s6));
+	s4.sin_family = AF_INET;
+	s4.sin_port = htons((uint16_t)peer_port);
+	s6.sin6_family = AF_INET6;
+	s6.sin6_port = htons((uint16_t)peer_port);
+	if (inet_pton(AF_INET, peer_ip, &s4.sin_addr) == 1)
+		cls = ssrf_check((struct sockaddr *)&s4, sizeof(s4),
+		    p == NULL ? NULL : p->allow_private,
+		    p == NULL ? 0 : p->nallow_private);
+	else if (inet_pton(AF_INET6, peer_ip, &s6.sin6_addr) == 1)
+		cls = ssrf_check((struct sockaddr *)&s6, sizeof(s6),
+		    p == NULL ? NULL : p->allow_private,
+		    p == NULL ? 0 : p->nallow_private);
+	else
+		cls = SSRF_BAD_ADDRESS;
+	snprintf(q->ip, sizeof(q->ip), "%s", peer_ip);
+	if (cls == SSRF_PUBLIC)
+		return CURL_PREREQFUNC_OK;
+	q->ssrf_blocked = (int)cls;
+	return CURL_PREREQFUNC_ABORT;
+}
+
 static size_t
 fetch_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -440,6 +481,8 @@ fetch_setup(struct preq *q, CURL *h)
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, lim->total_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, fetch_opensocket);
 	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, q);
+	curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, fetch_prereq);
+	curl_easy_setopt(h, CURLOPT_PREREQDATA, q);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fetch_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, q);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, fetch_header);
@@ -516,7 +559,8 @@ fetch_code(struct preq *q, int rc)
 		return PEP_RESPONSE_TOO_LARGE;
 	}
 	if (q->ssrf_blocked && (rc == CURLE_COULDNT_CONNECT ||
-	    rc == CURLE_OPERATION_TIMEDOUT)) {
+	    rc == CURLE_OPERATION_TIMEDOUT ||
+	    rc == CURLE_ABORTED_BY_CALLBACK)) {
 		preq_msg(q, "address %s is %s", q->ip,
 		    ssrf_class_name((enum ssrf_class)q->ssrf_blocked));
 		return PEP_SSRF_BLOCKED;

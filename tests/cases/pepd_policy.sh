@@ -88,6 +88,15 @@ sed 's/"allowed.test", //' "$PEP_TMP/policy.json" >"$PEP_TMP/live.json"
 kill -HUP "$PEPD_PID"; sleep 0.3
 expect_eq "SIGHUP with a valid policy applies it" \
     "$(code_of -u "http://allowed.test:$P/")" "denied_by_policy"
+# A connection pooled under the old policy must not outlive a reload that
+# takes its address out of allow_private.
+expect_eq "fetch pools a keep-alive connection to the origin" \
+    "$(code_of -u "http://a.wild.test:$P/")" "status 200"
+sed 's/"allow_private": \[[^]]*\]/"allow_private": []/' \
+    "$PEP_TMP/policy.json" >"$PEP_TMP/live.json"
+kill -HUP "$PEPD_PID"; sleep 0.3
+expect_eq "after SIGHUP drops allow_private, a pooled connection is refused" \
+    "$(code_of -u "http://a.wild.test:$P/")" "ssrf_blocked"
 pepd_stop
 
 # ---- report mode ------------------------------------------------------------
