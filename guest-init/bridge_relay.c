@@ -69,6 +69,7 @@ struct pb_relay {
 	unsigned nconns, nretry;
 	unsigned long nextid;
 	int accept_paused;		/* out of fds or memory: wait a tick */
+	int accept_warned;		/* logged for this episode */
 	int timer_armed;
 	int up_failing;			/* last upstream connect failed */
 	int stop;			/* signal number that ended the loop */
@@ -440,6 +441,7 @@ relay_accept(struct pb_relay *r)
 		fd = accept4(r->listen.fd, NULL, NULL,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
+			r->accept_warned = 0;
 			conn_new(r, fd);
 			continue;
 		}
@@ -447,7 +449,10 @@ relay_accept(struct pb_relay *r)
 			continue;
 		if (errno == EAGAIN)
 			break;
-		log_warn("%s: accept (pausing)", __func__);
+		if (!r->accept_warned)
+			log_warn("%s: accept (pausing, retried every 10 ms)",
+			    __func__);
+		r->accept_warned = 1;
 		r->accept_paused = 1;	/* EMFILE, ENOBUFS...: a tick later */
 		break;
 	}
