@@ -20,8 +20,9 @@
 # every file (bytes, mode, owner, size) and two xattrs are unchanged.
 # For "refuse": exit 1, stderr matches REGEX, and the original bytes are
 # unchanged (ext4-grow extends the file before it opens the filesystem).
-# Cases run in $PEP_JOBS lanes (default: the number of CPUs). The source
-# trees and resize2fs's results are cached under $PEP_CACHE.
+# Cases run in $PEP_JOBS lanes (default: the number of CPUs);
+# PEP_GROW_CASES=glob picks some. The source trees and resize2fs's results
+# are cached under $PEP_CACHE.
 . "$(dirname "$0")/../lib.sh"
 
 GROW=${EXT4_GROW:-$TOP/$BUILD/ext4-grow}
@@ -185,6 +186,18 @@ cat >"$IMGTOOL" <<-'EOF'
 	    print(n, n_out)
 	EOF
 imgsum() { python3 "$IMGTOOL" sum "$@"; }	# lines: raw masked
+
+# Scratch space: tmpfs when there is room (rdump and the many sparse
+# copies are several times faster there than on a disk), else $PEP_TMP.
+SCRATCH=${PEP_GROW_TMP:-}
+if [ -z "$SCRATCH" ] && [ -d /dev/shm ] && [ -w /dev/shm ] &&
+    [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -gt \
+    2097152 ] 2>/dev/null; then
+	SCRATCH=$(mktemp -d /dev/shm/pep-grow.XXXXXX) || SCRATCH=
+	[ -n "$SCRATCH" ] &&
+	    trap 'rm -rf "$SCRATCH"; cleanup_tmp' EXIT
+fi
+SCRATCH=${SCRATCH:-$PEP_TMP}
 
 # The per-case results: lines "ok|not_ok|diag<TAB>text" in $RES/NAME.
 RES=$PEP_TMP/res
@@ -368,7 +381,7 @@ run_case() {	# case file
 	_name=$(basename "$1" .case)
 	_t0=$(date +%s)
 	out=$RES/$_name
-	W=$PEP_TMP/w/$_name
+	W=$SCRATCH/w/$_name
 	rm -rf "$W"; mkdir -p "$W"; : >"$out"
 	_mkfs=; _size=; _fill=; KNOWN=; : >"$W/setup"; : >"$W/targets"; _last=
 	while IFS= read -r _l; do
@@ -424,7 +437,7 @@ run_case() {	# case file
 }
 
 # Source trees first (shared), then the cases in lanes.
-for _c in "$DATA"/*.case; do
+for _c in "$DATA"/${PEP_GROW_CASES:-*}.case; do
 	_f=$(sed -n 's/^fill: //p' "$_c")
 	echo "$_f|$(bytes "$(sed -n 's/^size: //p' "$_c")")"
 done | sort -u >"$PEP_TMP/trees"
@@ -433,7 +446,7 @@ while IFS='|' read -r _f _s; do
 done <"$PEP_TMP/trees"
 
 _i=0
-for _c in "$DATA"/*.case; do
+for _c in "$DATA"/${PEP_GROW_CASES:-*}.case; do
 	echo "$_c" >>"$PEP_TMP/lane$((_i % JOBS))"
 	_i=$((_i + 1))
 done
@@ -446,7 +459,7 @@ while [ $_j -lt "$JOBS" ]; do
 done
 wait
 
-for _c in "$DATA"/*.case; do
+for _c in "$DATA"/${PEP_GROW_CASES:-*}.case; do
 	_name=$(basename "$_c" .case)
 	diag "$_name: $(sed -n '1s/^# //p' "$_c")"
 	[ -s "$RES/$_name" ] || { not_ok "$_name: no results"; continue; }

@@ -100,7 +100,7 @@ if command -v nghttpd >/dev/null 2>&1; then
 	nghttpd -a 127.0.0.1 -d "$PEP_TMP/h2" 5443 "$PEP_TMP/ca/srv.key" \
 	    "$PEP_TMP/ca/srv.pem" >/dev/null 2>&1 &
 	bg_track $!
-	sleep 0.3
+	wait_tcp 5443
 	out=$(req -u "https://origin.test:5443/index.html" --text); n=$((n + 1))
 	expect_eq "HTTP/2 origin over TLS (lower-case h2 header names)" \
 	    "$(printf '%s\n' "$out" | jfield '"\(.status) \(.body) \(
@@ -111,7 +111,7 @@ else
 fi
 
 # ---- audit -------------------------------------------------------------
-sleep 0.2
+wait_lines "$PEP_TMP/audit.jsonl" "$n"
 expect_eq "one audit line per request" \
     "$(wc -l <"$PEP_TMP/audit.jsonl" | tr -d ' ')" "$n"
 check "every audit line is JSON with the documented fields" sh -c "jq -e -s '
@@ -139,7 +139,7 @@ cat >"$PEP_TMP/pepd.json" <<EOF
              "allow_private": ["127.0.0.0/8", "::1/128"]}
 }
 EOF
-kill -HUP "$PEPD_PID"; sleep 0.3
+pepd_signal HUP reload
 expect_eq "after SIGHUP without ca_file, the test CA is not trusted" \
     "$(code_of -u "$S/")" "upstream_error"
 pepd_stop

@@ -79,13 +79,13 @@ expect_eq "bad URL is bad_request" "$(code_of -u "ftp://allowed.test/")" \
 
 # ---- SIGHUP ---------------------------------------------------------------
 echo '{"policy": {"allow": [' >"$PEP_TMP/live.json"
-kill -HUP "$PEPD_PID"; sleep 0.3
+pepd_signal HUP reload
 expect_eq "SIGHUP with a broken policy keeps the old one" \
     "$(code_of -u "http://allowed.test:$P/")" "status 200"
 check "the broken reload is logged" grep -q "keeping the previous" \
     "$PEP_TMP/pepd.log"
 sed 's/"allowed.test", //' "$PEP_TMP/policy.json" >"$PEP_TMP/live.json"
-kill -HUP "$PEPD_PID"; sleep 0.3
+pepd_signal HUP reload
 expect_eq "SIGHUP with a valid policy applies it" \
     "$(code_of -u "http://allowed.test:$P/")" "denied_by_policy"
 # A connection pooled under the old policy must not outlive a reload that
@@ -94,7 +94,7 @@ expect_eq "fetch pools a keep-alive connection to the origin" \
     "$(code_of -u "http://a.wild.test:$P/")" "status 200"
 sed 's/"allow_private": \[[^]]*\]/"allow_private": []/' \
     "$PEP_TMP/policy.json" >"$PEP_TMP/live.json"
-kill -HUP "$PEPD_PID"; sleep 0.3
+pepd_signal HUP reload
 expect_eq "after SIGHUP drops allow_private, a pooled connection is refused" \
     "$(code_of -u "http://a.wild.test:$P/")" "ssrf_blocked"
 pepd_stop
@@ -137,10 +137,16 @@ class H(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+srv = HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+open(sys.argv[3], "w").write("ready\n")
+srv.serve_forever()
 EOF
-python3 "$PEP_TMP/opa.py" 8181 "$PEP_TMP/opa.hits" &
+python3 "$PEP_TMP/opa.py" 8181 "$PEP_TMP/opa.hits" "$PEP_TMP/opa.ready" &
 OPA_PID=$!; bg_track $OPA_PID
+_i=0	# wait until the stub listens (a loaded machine may take seconds)
+while [ ! -s "$PEP_TMP/opa.ready" ] && [ $_i -lt 600 ]; do
+	sleep 0.05; _i=$((_i + 1))
+done
 cat >"$PEP_TMP/opa.json" <<EOF
 {
   "audit": {"path": "$AUDIT"},
@@ -149,7 +155,6 @@ cat >"$PEP_TMP/opa.json" <<EOF
           "timeout_ms": 2000, "cache_ttl_ms": 60000}
 }
 EOF
-sleep 0.3
 pepd_start "$PEP_TMP/opa.json"
 expect_eq "OPA true allows" \
     "$(code_of -u "http://allowed.test:$P/a?q=1" -H "X-Tag: t")" "status 200"

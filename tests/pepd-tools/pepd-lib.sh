@@ -62,7 +62,7 @@ origin_start() {
 	    "$@" 2>"$PEP_TMP/$_pl_n.log" &
 	bg_track $!
 	_i=0
-	while [ ! -s "$PEP_TMP/$_pl_n.port" ] && [ $_i -lt 100 ]; do
+	while [ ! -s "$PEP_TMP/$_pl_n.port" ] && [ $_i -lt 600 ]; do
 		sleep 0.05; _i=$((_i + 1))
 	done
 	eval "${_pl_n}_PORT=\$(cat \"\$PEP_TMP/\$_pl_n.port\")"
@@ -86,6 +86,37 @@ pepd_wait_ready() {
 		sleep 0.05; _i=$((_i + 1))
 	done
 	return 1
+}
+
+# pepd_signal SIG PATTERN: send SIG, then wait (up to 30 s) until pepd's
+# log gains a line matching PATTERN: no guessing how long a loaded machine
+# takes to handle it.
+pepd_signal() {
+	_ps_n=$(grep -c -- "$2" "$PEP_TMP/pepd.log" 2>/dev/null)
+	kill -"$1" "$PEPD_PID"
+	_i=0
+	while [ "$(grep -c -- "$2" "$PEP_TMP/pepd.log" 2>/dev/null)" \
+	    -le "${_ps_n:-0}" ] && [ $_i -lt 600 ]; do
+		sleep 0.05; _i=$((_i + 1))
+	done
+}
+
+# wait_lines FILE N: wait (up to 30 s) until FILE has at least N lines.
+wait_lines() {
+	_i=0
+	while [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -lt "$2" ] &&
+	    [ $_i -lt 600 ]; do
+		sleep 0.05; _i=$((_i + 1))
+	done
+}
+
+# wait_tcp PORT: wait (up to 30 s) until something listens on PORT.
+wait_tcp() {
+	_i=0
+	while ! ss -ltnH "sport = :$1" 2>/dev/null | grep -q . &&
+	    [ $_i -lt 600 ]; do
+		sleep 0.05; _i=$((_i + 1))
+	done
 }
 
 # pepd_stop: SIGTERM and wait; the exit status is in PEPD_RC.

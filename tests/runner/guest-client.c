@@ -4,6 +4,7 @@
  *   multi N SIZE       N concurrent echo connections
  *   bulk SIZE          "BULK SIZE\n", SIZE pattern bytes, expect "OK SIZE"
  *   abort SIZE         "ECHO\n", SIZE bytes, close without reading
+ *   rtt COUNT          COUNT 64-byte round trips, mean time printed
  *   refused            the connection must fail (RST)
  *   listen PORT        accept one host-initiated connection, echo it
  * Every result is one "PEPTEST <step> ok|FAIL ..." line on stdout.
@@ -100,8 +101,13 @@ echo_one(size_t size)
 		if (n <= 0)
 			return -EPIPE;
 		for (i = 0; i < (size_t)n; i++)
-			if (buf[i] != pat(got + i))
+			if (buf[i] != pat(got + i)) {
+				fprintf(stderr, "mismatch at %zu+%zu/%zd: "
+				    "%02x %02x %02x %02x want %02x\n", got, i,
+				    n, buf[i], buf[i + 1], buf[i + 2],
+				    buf[i + 3], pat(got + i));
 				return -EILSEQ;
+			}
 		got += (size_t)n;
 	}
 	close(fd);
@@ -176,6 +182,38 @@ step_bulk(size_t size)
 fail:
 	printf("PEPTEST bulk FAIL %zu sent=%zu reply=%s\n", size, sent,
 	    reply);
+	return -1;
+}
+
+/* COUNT round trips of 64 bytes over one echo connection. */
+static int
+step_rtt(size_t count)
+{
+	unsigned char buf[64];
+	size_t i, got;
+	double t0;
+	ssize_t n;
+	int fd = vconnect(PORT);
+
+	if (fd < 0 || write_all(fd, "ECHO\n", 5) < 0)
+		goto fail;
+	memset(buf, 'r', sizeof(buf));
+	t0 = now();
+	for (i = 0; i < count; i++) {
+		if (write_all(fd, buf, sizeof(buf)) < 0)
+			goto fail;
+		for (got = 0; got < sizeof(buf); got += (size_t)n) {
+			n = read(fd, buf + got, sizeof(buf) - got);
+			if (n <= 0)
+				goto fail;
+		}
+	}
+	printf("PEPTEST rtt ok %zu %.1f us\n", count,
+	    (now() - t0) * 1e6 / (double)(count ? count : 1));
+	close(fd);
+	return 0;
+fail:
+	printf("PEPTEST rtt FAIL\n");
 	return -1;
 }
 
@@ -257,6 +295,8 @@ main(int argc, char **argv)
 		    strtoul(argv[3], NULL, 10));
 	else if (argc >= 3 && strcmp(argv[1], "bulk") == 0)
 		r = step_bulk(strtoul(argv[2], NULL, 10));
+	else if (argc >= 3 && strcmp(argv[1], "rtt") == 0)
+		r = step_rtt(strtoul(argv[2], NULL, 10));
 	else if (argc >= 3 && strcmp(argv[1], "abort") == 0)
 		r = step_abort(strtoul(argv[2], NULL, 10));
 	else if (argc >= 2 && strcmp(argv[1], "refused") == 0)

@@ -1,0 +1,96 @@
+#!/bin/sh
+# pep-run's userspace vhost-user-vsock back-end with a real guest under
+# TCG: Debian's cloud kernel + a busybox initramfs whose guest-client
+# talks AF_VSOCK to CID 2 port 5000. Checks byte-exact echo, 32 concurrent
+# connections, a guest closing mid-stream, a bulk transfer, a host that
+# is not listening, and a host-initiated connection ("CONNECT P").
+#   PEP_RUN_BULK=bytes  bulk size (default 32 MiB; 4 MiB under ASan)
+. "$(dirname "$0")/../lib.sh"
+RUN=$TOP/$BUILD/pep-run
+T=$PEP_TMP
+G=$PEP_CACHE/guest
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v python3 \
+    >/dev/null || [ "$(uname -m)" != x86_64 ]; then
+	skip "needs qemu-system-x86_64, python3, an x86_64 host"
+	done_testing; exit
+fi
+if ! sh "$TOP/tests/runner/mkguest.sh" "$G" >"$T/mkguest.log" 2>&1; then
+	skip "test guest not buildable: $(tail -1 "$T/mkguest.log")"
+	done_testing; exit
+fi
+case $BUILD in *asan*) bulk=${PEP_RUN_BULK:-4194304} ;;
+*) bulk=${PEP_RUN_BULK:-33554432} ;; esac
+truncate -s 16M "$T/disk.raw"
+EP=$TOP/tests/runner/endpoint.py
+
+boot() {	# name steps endpoint-args...
+	_bn=$1 _bs=$2; shift 2
+	timeout 300 "$RUN" --accel tcg --disk "$T/disk.raw" --snapshot \
+	    --memory 512M --kernel "$G/vmlinuz" --initrd "$G/initrd.img" \
+	    --append "console=hvc0 quiet pep.steps=$_bs" --stop-timeout 2 \
+	    --console-log "$T/$_bn.con" "$@" >"$T/$_bn.out" 2>&1
+}
+
+expect() {	# file pattern description
+	if grep -q -- "$2" "$1"; then ok "$3"; else
+		not_ok "$3"; sed 's/^/#   /' "$1" | tail -15; fi
+}
+
+python3 "$EP" "$T/ep.sock" "$T/ep.log" &
+ep=$!
+sleep 0.5
+t0=$(date +%s)
+boot main "echo:4096,multi:32:65536,abort:50000,echo:1000000,bulk:$bulk" \
+    --pepd-socket "$T/ep.sock"
+rc=$?
+diag "main boot: $(($(date +%s) - t0))s, rc $rc"
+[ "$rc" -eq 0 ] && ok "guest powered off: pep-run exit 0" ||
+    { not_ok "pep-run rc $rc"; sed 's/^/#   /' "$T/main.out" | tail; }
+expect "$T/main.con" "PEPTEST echo ok 4096" "echo 4 KiB byte-exact"
+expect "$T/main.con" "PEPTEST multi ok 32 65536 failed=0" \
+    "32 concurrent connections, 64 KiB each"
+expect "$T/main.con" "PEPTEST abort ok" "guest closes mid-stream"
+expect "$T/main.con" "PEPTEST echo ok 1000000" "echo 1 MB after the abort"
+expect "$T/main.con" "PEPTEST bulk ok $bulk" "bulk $bulk bytes"
+expect "$T/ep.log" "bulk $bulk ok" "host got the bulk bytes byte-exact"
+n=$(grep -c "echo 65536 ok" "$T/ep.log")
+[ "$n" -eq 32 ] && ok "host served 32 echo connections" ||
+    not_ok "host served $n of 32"
+diag "$(grep 'bulk ok' "$T/main.con")"
+kill $ep 2>/dev/null
+
+# nothing listening: the guest sees the connection refused/reset
+boot refused "refused,refused" --bridge-port 9
+rc=$?
+[ "$rc" -eq 0 ] && ok "no listener: pep-run survives, exit 0" ||
+    not_ok "no listener: rc $rc"
+expect "$T/refused.con" "PEPTEST refused ok" "no listener: guest refused"
+
+# host-initiated: CONNECT 6000 on --vsock-socket reaches the guest
+boot listen "listen:6000" --vsock-socket "$T/hv.sock" &
+bp=$!
+i=0
+while ! grep -q "PEPTEST listening" "$T/listen.con" 2>/dev/null &&
+    [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+python3 - "$T/hv.sock" >"$T/hv.out" 2>&1 <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"CONNECT 6000\n")
+line = b""
+while not line.endswith(b"\n"):
+    line += s.recv(1)
+assert line.startswith(b"OK ") and line[3:-1].isdigit(), line
+data = bytes(range(256)) * 400
+s.sendall(data)
+got = b""
+while len(got) < len(data):
+    got += s.recv(65536)
+assert got == data
+s.close()
+print("host-initiated ok")
+PY
+expect "$T/hv.out" "host-initiated ok" "host-initiated CONNECT/OK echo"
+wait $bp
+expect "$T/listen.con" "PEPTEST listen ok 6000" "guest saw the connection"
+done_testing
