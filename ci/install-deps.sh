@@ -9,9 +9,12 @@ TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
 libclang-rt-14-dev xxd bc time python3 jq openssl iproute2
 nghttp2-server
 musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+# pep-run: QEMU, UEFI firmware, and what tests/runner/mkguest.sh needs to
+# build the test guest (the kernel itself is fetched with apt-get download)
+RUN="qemu-system-x86 ovmf busybox-static cpio"
 
 missing=""
-for p in $BUILD $TEST; do
+for p in $BUILD $TEST $RUN; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done

@@ -49,7 +49,7 @@ static const struct run_option {
 	{ { "pepd-socket", required_argument, NULL, OPT_PEPD }, 0, "PATH",
 	  "endpoint: pepd's unix socket" },
 	{ { "vsock-socket", required_argument, NULL, OPT_VSOCKSOCK }, 0,
-	  "PATH", "host-initiated: \"CONNECT P\\n\" here reaches guest port P" },
+	  "PATH", "host-initiated: \"CONNECT P\\n\" reaches guest port P" },
 	{ { "vsock", required_argument, NULL, OPT_VSOCK }, 0, "MODE",
 	  "auto, kernel (vhost-vsock), user (built-in) or none" },
 	{ { "kernel", required_argument, NULL, OPT_KERNEL }, 0, "FILE",
@@ -182,7 +182,7 @@ parse_opt(struct run_cli *c, int ch, const char *arg)
 		break;
 	case 'm':
 		if (parse_size(arg, &o->memory) < 0 || o->memory < (64 << 20))
-			usage_error("invalid --memory '%s' (at least 64M)", arg);
+			usage_error("invalid --memory '%s' (min 64M)", arg);
 		break;
 	case OPT_SHARED: o->shared_dir = arg; break;
 	case OPT_VPORT: o->vsock_port = parse_uint(arg, 1, UINT32_MAX - 1,

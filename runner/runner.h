@@ -205,8 +205,8 @@ struct vq_seg {
 struct vq_chain {
 	uint16_t head;
 	unsigned nout, nin;		/* readable first, then writable */
-	struct vq_seg seg[VQ_MAX_SEGS];
 	uint64_t out_len, in_len;
+	struct vq_seg seg[VQ_MAX_SEGS];	/* keep last: pop clears up to it */
 };
 
 int virtq_map(struct virtq *q, const struct vu_mem *m);

@@ -362,7 +362,8 @@ conn_flush(struct vsock_conn *c)
 static void
 guest_rw(struct vsock_conn *c, const uint8_t *p, uint32_t len)
 {
-	if (c->guest_shut & VSOCK_SHUT_SEND || c->wlen + len > VSOCK_BUF_ALLOC) {
+	if ((c->guest_shut & VSOCK_SHUT_SEND) ||
+	    c->wlen + len > VSOCK_BUF_ALLOC) {
 		log_debug("vsock: port %u: guest overran its credit",
 		    c->peer_port);
 		conn_reset(c);

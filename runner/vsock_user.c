@@ -203,7 +203,8 @@ take_fds(struct vu_dev *d, struct msghdr *mh)
 			continue;
 		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (i = 0; i < n; i++) {
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
+			    sizeof(fd));
 			if (d->nfds < VU_MAX_REGIONS)
 				d->fds[d->nfds++] = fd;
 			else {
