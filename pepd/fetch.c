@@ -676,16 +676,29 @@ fetch_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp,
 	return ev_add(s, &cs->ev, events) < 0 ? -1 : 0;
 }
 
+/*
+ * libcurl asks for a new timeout after nearly every socket action. A
+ * timer that fires early is harmless (curl looks, then asks again), one
+ * that fires late is not: so re-arm only when the new deadline comes
+ * before the armed one. That saves a timerfd_settime per event.
+ */
 static int
 fetch_timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
 	struct pepd *s = userp;
 	struct itimerspec it = { 0 };
+	uint64_t due;
 
 	(void)m;
+	if (timeout_ms < 0)
+		return 0;	/* "no timeout": an armed one fires harmlessly */
+	due = pepd_now_us() + (uint64_t)timeout_ms * 1000;
+	if (s->curl_due_us != 0 && s->curl_due_us <= due)
+		return 0;
+	s->curl_due_us = due;
 	if (timeout_ms == 0) {
 		it.it_value.tv_nsec = 1;
-	} else if (timeout_ms > 0) {
+	} else {
 		it.it_value.tv_sec = timeout_ms / 1000;
 		it.it_value.tv_nsec = (timeout_ms % 1000) * 1000000L;
 	}

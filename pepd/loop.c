@@ -222,6 +222,7 @@ on_curl_timer(struct pepd *s, struct ev *ev, uint32_t events)
 	(void)events;
 	if (read(ev->fd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
 		return;
+	s->curl_due_us = 0;	/* disarmed: the next request re-arms */
 	fetch_timer(s);
 }
 

@@ -328,6 +328,7 @@ struct pepd {
 	struct ev sigev;	/* signalfd: TERM INT HUP USR1 */
 	struct ev tickev;	/* timerfd, every PEPD_TICK_MS */
 	struct ev curlev;	/* timerfd driven by CURLMOPT_TIMERFUNCTION */
+	uint64_t curl_due_us;	/* when curlev fires (monotonic), 0 = never */
 	struct pepd_opts opts;
 	struct pepd_cfg *cfg;	/* current configuration */
 	struct listener *listeners;
