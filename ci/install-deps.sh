@@ -10,8 +10,9 @@ libclang-rt-14-dev xxd bc time python3 jq openssl iproute2
 nghttp2-server
 musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 # pep-run: QEMU, UEFI firmware, and what tests/runner/mkguest.sh needs to
-# build the test guest (the kernel itself is fetched with apt-get download)
-RUN="qemu-system-x86 ovmf busybox-static cpio"
+# build the test guest (the kernel itself is fetched with apt-get download);
+# GRUB's EFI modules for tests/runner/mkefi.sh (grub-mkimage)
+RUN="qemu-system-x86 ovmf busybox-static cpio grub-efi-amd64-bin"
 
 missing=""
 for p in $BUILD $TEST $RUN; do

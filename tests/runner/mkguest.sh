@@ -4,11 +4,19 @@
 # unpacked with dpkg-deb -x, never installed) and initrd.img (cpio newc:
 # busybox-static, the virtio/vsock modules, guest-client, an /init that
 # runs the steps in pep.steps= on the kernel command line and powers off).
+# Also in the initramfs: the static pexi-bridge (build/guest/x86_64, else
+# compiled here from guest-init/) and chain-client; the steps "bridge"
+# (loopback up, pexi-bridge on 127.0.0.1:4040 -> vsock:2:5000 in the
+# background) and "chain:ARGS" (chain-client ARGS) use them.
 set -eu
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+pexi=$top/build/guest/x86_64/pexi-bridge
 [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ] &&
     [ "$out/initrd.img" -nt "$here/guest-client.c" ] &&
+    [ "$out/initrd.img" -nt "$here/chain-client.c" ] &&
+    { [ ! -f "$pexi" ] || [ "$out/initrd.img" -nt "$pexi" ]; } &&
     [ "$out/initrd.img" -nt "$here/mkguest.sh" ] && exit 0
 mkdir -p "$out"
 tmp=$(mktemp -d /tmp/pep-mkguest.XXXXXX)
@@ -24,7 +32,7 @@ root=$tmp/root
 mkdir -p "$root/bin" "$root/lib/modules" "$root/proc" "$root/sys" \
     "$root/dev" "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
-for a in sh mount insmod poweroff sleep cat tr echo ls; do
+for a in sh mount insmod poweroff sleep cat tr echo ls ip; do
 	ln -s busybox "$root/bin/$a"
 done
 for m in drivers/virtio/virtio_ring drivers/virtio/virtio \
@@ -42,6 +50,15 @@ for m in drivers/virtio/virtio_ring drivers/virtio/virtio \
 	echo "$(basename "$m")" >>"$root/lib/modules/order"
 done
 ${CC:-cc} -static -O2 -o "$root/bin/guest-client" "$here/guest-client.c"
+${CC:-cc} -static -O2 -o "$root/bin/chain-client" "$here/chain-client.c"
+if [ -f "$pexi" ]; then
+	cp "$pexi" "$root/bin/pexi-bridge"
+else
+	${CC:-cc} -std=c17 -O2 -static -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	    -o "$root/bin/pexi-bridge" "$top/guest-init/pexi-bridge.c" \
+	    "$top/guest-init/bridge_addr.c" "$top/guest-init/bridge_relay.c" \
+	    "$top/common/log.c"
+fi
 cat >"$root/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
@@ -57,7 +74,16 @@ for w in $(cat /proc/cmdline); do
 	case $w in pep.steps=*) steps=${w#pep.steps=} ;; esac
 done
 for s in $(echo "$steps" | tr ',' ' '); do
-	/bin/guest-client $(echo "$s" | tr ':' ' ')
+	case $s in
+	bridge)
+		ip link set lo up
+		/bin/pexi-bridge -q &
+		echo "PEPTEST bridge started" ;;
+	chain:*)
+		/bin/chain-client $(echo "${s#chain:}" | tr ':' ' ') ;;
+	*)
+		/bin/guest-client $(echo "$s" | tr ':' ' ') ;;
+	esac
 done
 echo "PEPTEST done"
 poweroff -f
