@@ -495,6 +495,28 @@ fetch_setup(struct preq *q, CURL *h)
 	return r;
 }
 
+/* A reset easy handle from the pool, or a new one. */
+static CURL *
+fetch_easy_get(struct pepd *s)
+{
+	CURL *h;
+
+	if (s->neasy_pool == 0)
+		return curl_easy_init();
+	h = s->easy_pool[--s->neasy_pool];
+	curl_easy_reset(h);
+	return h;
+}
+
+static void
+fetch_easy_put(struct pepd *s, CURL *h)
+{
+	if (s->neasy_pool < PEPD_EASY_POOL)
+		s->easy_pool[s->neasy_pool++] = h;
+	else
+		curl_easy_cleanup(h);
+}
+
 static void
 fetch_start(struct pepd *s, struct preq *q)
 {
@@ -507,7 +529,7 @@ fetch_start(struct pepd *s, struct preq *q)
 		preq_refuse(s, q, PEP_OVERLOADED, q->msg);
 		return;
 	}
-	h = curl_easy_init();
+	h = fetch_easy_get(s);
 	q->job.easy = h;
 	q->job.done = fetch_done;
 	if (h == NULL || fetch_req_headers(q) < 0 || fetch_setup(q, h) < 0 ||
@@ -595,7 +617,7 @@ fetch_done(struct pepd *s, struct cjob *j, int rc, int aborted)
 			preq_msg(q, "out of memory");
 		}
 	}
-	curl_easy_cleanup(h);
+	fetch_easy_put(s, h);
 	j->easy = NULL;
 	free(q->body);
 	q->body = NULL;
@@ -767,6 +789,8 @@ fetch_cleanup(struct pepd *s)
 {
 	if (s->multi == NULL)
 		return;
+	while (s->neasy_pool > 0)
+		curl_easy_cleanup(s->easy_pool[--s->neasy_pool]);
 	curl_multi_cleanup(s->multi);
 	s->multi = NULL;
 	curl_global_cleanup();

@@ -17,6 +17,7 @@
 #include "../common/frame.h"
 
 #define PEPD_VERSION "0.1.0"
+#define PEPD_EASY_POOL 64	/* idle curl easy handles kept for reuse */
 
 /* ------------------------------------------------------------------ */
 /* Refusal codes (the wire protocol's error.code values)              */
@@ -338,6 +339,8 @@ struct pepd {
 	size_t nconns;
 	struct cjob *jobs;	/* curl transfers in the multi handle */
 	void *multi;		/* CURLM * */
+	void *easy_pool[PEPD_EASY_POOL];	/* idle CURL * for reuse */
+	size_t neasy_pool;
 	size_t inflight;	/* fetches counted against max_concurrent */
 	size_t nreqs;		/* live struct preq, incl. orphans */
 	uint64_t next_id;
