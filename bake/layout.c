@@ -225,11 +225,16 @@ gpt_find_stale(int fd, unsigned long ss, uint64_t disk_sectors,
 	st->valid = 1;
 }
 
+/* Make a range read as zeros: a hole where the filesystem can punch one. */
 static int
 layout_zero(int fd, uint64_t off, uint64_t len, const char *name,
     struct pep_err *e)
 {
 	static const uint8_t zero[4096];
+
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	    (off_t)off, (off_t)len) == 0)
+		return 0;
 
 	while (len > 0) {
 		size_t n = len < sizeof(zero) ? (size_t)len : sizeof(zero);
