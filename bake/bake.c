@@ -114,7 +114,7 @@ bake_is_root(struct bake *b, uint64_t off, int *alpine, struct pep_err *why)
 		found = *alpine = 1;
 	else if (ext4_exists(x, "/etc/os-release") == 1)
 		found = 1;
-	ext4_close(x, NULL);
+	ext4_abort(x);
 	return found;
 }
 
@@ -405,7 +405,7 @@ bake_edits(struct bake *b, struct pep_err *e)
 	if (rc == 0)
 		rc = ext4_close(b->fs, e);
 	else
-		ext4_close(b->fs, NULL);
+		ext4_abort(b->fs);
 	b->fs = NULL;
 	return rc;
 }

@@ -193,6 +193,8 @@ int ext4_open(struct ext4 **xp, const char *path, const char *label,
     uint64_t off, int rw, time_t now, struct pep_err *e);
 /* Flush and close (NULL-safe). Returns an error only for rw handles. */
 int ext4_close(struct ext4 *x, struct pep_err *e);
+/* Drop the handle without writing anything (NULL-safe): after a failure. */
+void ext4_abort(struct ext4 *x);
 /* 1 if path exists (any type, symlinks not followed), 0 if not. */
 int ext4_exists(struct ext4 *x, const char *path);
 /* Whole regular file into a malloc'd NUL-terminated buffer. -ENOENT. */

@@ -54,6 +54,25 @@ grow_liberr(const char *label, errcode_t err, const char *what,
 	    error_message(err));
 }
 
+/* The resize inode is rebuilt at the end: check up front it can be. */
+static int
+grow_check_resize_inode(ext2_filsys fs, const char *label,
+    struct pep_err *e)
+{
+	struct ext2_inode inode;
+	errcode_t err;
+
+	if (!ext2fs_has_feature_resize_inode(fs->super))
+		return 0;
+	err = ext2fs_read_inode(fs, EXT2_RESIZE_INO, &inode);
+	if (err != 0)
+		return grow_liberr(label, err, "reading the resize inode", e);
+	if (inode.i_block[EXT2_DIND_BLOCK] == 0)
+		return pep_errf(e, PEP_ECORRUPT, "%s: the resize inode has no "
+		    "indirect block; run e2fsck -f first", label);
+	return 0;
+}
+
 static int
 grow_refuse(ext2_filsys fs, const char *label, struct pep_err *e)
 {
@@ -76,7 +95,7 @@ grow_refuse(ext2_filsys fs, const char *label, struct pep_err *e)
 	if (sb->s_state & EXT2_ERROR_FS)
 		return pep_errf(e, PEP_ECORRUPT, "%s: the errors flag is set; "
 		    "run e2fsck -f first", label);
-	return 0;
+	return grow_check_resize_inode(fs, label, e);
 }
 
 /* Does the last of `groups` groups hold a superblock backup? */

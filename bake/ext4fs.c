@@ -101,6 +101,27 @@ check_state(struct ext4 *x, struct pep_err *e)
 	return 0;
 }
 
+/*
+ * e2fsck's first checks, before anything reads bitmaps or tables: a
+ * hostile superblock or descriptor makes libext2fs itself overrun.
+ */
+static int
+check_geometry(struct ext4 *x, struct pep_err *e)
+{
+	ext2_filsys fs = x->fs;
+	errcode_t err;
+
+	if (fs->super->s_first_data_block != (fs->blocksize == 1024 ? 1u : 0u))
+		return pep_errf(e, PEP_ECORRUPT, "%s: first data block %u "
+		    "does not fit the block size %u (run e2fsck)", x->label,
+		    fs->super->s_first_data_block, fs->blocksize);
+	err = ext2fs_check_desc(fs);
+	if (err != 0)
+		return pep_errf(e, PEP_ECORRUPT, "%s: group descriptors are "
+		    "corrupt: %s (run e2fsck)", x->label, error_message(err));
+	return 0;
+}
+
 static int
 open_fs(struct ext4 *x, const char *path, uint64_t off, struct pep_err *e)
 {
@@ -154,6 +175,8 @@ ext4_open(struct ext4 **xp, const char *path, const char *label,
 	if (r < 0)
 		goto out;
 	r = check_state(x, e);
+	if (r == 0)
+		r = check_geometry(x, e);
 	if (r < 0)
 		goto out;
 	if (x->rw) {
@@ -174,6 +197,16 @@ out:
 		free(x);
 	}
 	return r;
+}
+
+void
+ext4_abort(struct ext4 *x)
+{
+	if (x == NULL)
+		return;
+	ext2fs_free(x->fs);	/* nothing is written */
+	free(x->label);
+	free(x);
 }
 
 int

@@ -161,11 +161,13 @@ main(int argc, char **argv)
 	    (time_t)epoch, &e);
 	if (r == 0)
 		r = run(x, argc, argv, i + 2, &e);
-	if (x != NULL) {
+	if (x != NULL && r < 0)
+		ext4_abort(x);	/* a failed edit writes nothing */
+	else if (x != NULL) {
 		struct pep_err e2 = { 0, "" };
 		int r2 = ext4_close(x, &e2);
 
-		if (r == 0 && r2 < 0) {
+		if (r2 < 0) {
 			r = r2;
 			e = e2;
 		}

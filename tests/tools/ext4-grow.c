@@ -25,9 +25,9 @@ grow(const char *img, uint64_t off, uint64_t bytes, time_t t,
 	int fd, r;
 
 	fd = open(img, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0 || fstat(fd, &st) < 0)
 		return pep_errf(e, 2, "%s: cannot open", img);
-	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < off + bytes &&
+	if ((uint64_t)st.st_size < off + bytes &&
 	    ftruncate(fd, (off_t)(off + bytes)) < 0) {
 		close(fd);
 		return pep_errf(e, 2, "%s: cannot extend", img);
@@ -38,7 +38,10 @@ grow(const char *img, uint64_t off, uint64_t bytes, time_t t,
 	if (r == 0)
 		r = ext4_close(x, e);
 	else
-		ext4_close(x, NULL);
+		ext4_abort(x);
+	/* A refused grow leaves the file as it was, size included. */
+	if (r < 0 && ftruncate(fd, st.st_size) < 0)
+		r = pep_errf(e, 2, "%s: cannot restore the size", img);
 	close(fd);
 	if (r == 0)
 		printf("%llu %llu %u %u %llu\n",

@@ -1,0 +1,100 @@
+#!/bin/sh
+# Benchmark: build/ext4-grow (bake/ext4_grow.c) against resize2fs on bare
+# ext4 images: 200 MiB -> 2 GiB and 1 GiB -> 16 GiB (mkfs.ext4 defaults,
+# 4 KiB blocks, populated with the Alpine minirootfs and random data).
+# Each tool runs once, on its own copy of the same start image, to the
+# same target. resize2fs runs as a user would run it: `resize2fs IMG SIZE`
+# (it zeroes new inode tables only when the host lacks
+# /sys/fs/ext4/features/lazy_itable_init; the run with
+# RESIZE2FS_FORCE_ITABLE_INIT=1 is the like-for-like one, since ext4-grow
+# always leaves them zeroed, as holes where it can). Prints wall times,
+# allocated bytes (du -B1) and the ext4-grow/resize2fs ratios.
+#   PEP_BENCH_DIR  work directory (default build/bench-grow; start images
+#                  are kept there between runs)
+#   PEP_BENCH_GROW "FROM:TO[:DATA_MIB] ..." (default "200M:2G:64 1G:16G:256")
+set -eu
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+GROW=${EXT4_GROW:-$TOP/build/ext4-grow}
+W=${PEP_BENCH_DIR:-$TOP/build/bench-grow}
+SIZES=${PEP_BENCH_GROW:-200M:2G:64 1G:16G:256}
+UUID=01234567-89ab-cdef-0123-456789abcdef
+export E2FSPROGS_FAKE_TIME=1600000000
+mkdir -p "$W"
+
+[ -x "$GROW" ] || { echo "bench-grow: $GROW missing (make all)" >&2; exit 1; }
+. "$TOP/tests/lib.sh" 2>/dev/null >/dev/null || true
+trap - EXIT
+TARBALL=$(PEP_CACHE=$TOP/build/fixtures alpine_minirootfs)
+
+now() { date +%s.%N; }
+alloc() { du -B1 "$1" | cut -f1; }
+bytes() {
+	case $1 in
+	*M) echo $(( ${1%M} * 1048576 )) ;;
+	*G) echo $(( ${1%G} * 1073741824 )) ;;
+	*) echo "$1" ;;
+	esac
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+
+start_image() {	# from data_mib -> path
+	_img=$W/start-$1-$2.img
+	if [ ! -f "$_img" ]; then
+		echo "bench-grow: making a $1 image with $2 MiB of data" >&2
+		rm -rf "$W/tree"; mkdir -p "$W/tree/data"
+		tar -xzf "$TARBALL" -C "$W/tree" --numeric-owner
+		python3 -c 'import random, sys
+r = random.Random(11)
+for i in range(int(sys.argv[2]) // 4):
+    open("%s/d%04d" % (sys.argv[1], i), "wb").write(r.randbytes(4 << 20))' \
+		    "$W/tree/data" "$2"
+		mkfs.ext4 -F -q -b 4096 -U $UUID -E hash_seed=$UUID \
+		    -d "$W/tree" "$_img.tmp" "$1" >/dev/null
+		rm -rf "$W/tree"
+		mv "$_img.tmp" "$_img"
+	fi
+	echo "$_img"
+}
+
+timed() {	# command... -> prints seconds
+	_s=$(now)
+	"$@" >"$W/.out" 2>&1 || { cat "$W/.out" >&2; return 1; }
+	awk -v a="$_s" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'
+}
+
+if [ -e /sys/fs/ext4/features/lazy_itable_init ]; then
+	lazy="present: plain resize2fs leaves new inode tables to the kernel"
+else
+	lazy="absent: plain resize2fs zeroes new inode tables"
+fi
+echo "bench-grow: /sys/fs/ext4/features/lazy_itable_init $lazy"
+for spec in $SIZES; do
+	from=${spec%%:*}; rest=${spec#*:}; to=${rest%%:*}
+	mib=${rest#"$to"}; mib=${mib#:}; mib=${mib:-64}
+	start=$(start_image "$from" "$mib")
+	tb=$(bytes "$to")
+	sync
+	cp --sparse=always "$start" "$W/grow.img"; sync
+	t_g=$(timed "$GROW" "$W/grow.img" 0 "$tb")
+	a_g=$(alloc "$W/grow.img")
+	cp --sparse=always "$start" "$W/r2.img"; sync
+	t_r=$(timed resize2fs "$W/r2.img" "$to")
+	a_r=$(alloc "$W/r2.img")
+	cp --sparse=always "$start" "$W/r2f.img"; sync
+	t_f=$(RESIZE2FS_FORCE_ITABLE_INIT=1 timed resize2fs "$W/r2f.img" "$to")
+	a_f=$(alloc "$W/r2f.img")
+	fsck=ok
+	e2fsck -fn "$W/grow.img" >/dev/null 2>&1 || fsck=FAILED
+	printf '%s -> %s (%s MiB data; start %s bytes allocated)\n' \
+	    "$from" "$to" "$mib" "$(alloc "$start")"
+	printf '  %-40s %8s s %14s bytes  (e2fsck -fn %s)\n' ext4-grow \
+	    "$t_g" "$a_g" "$fsck"
+	printf '  %-40s %8s s %14s bytes\n' "resize2fs IMG $to" "$t_r" "$a_r"
+	printf '  %-40s %8s s %14s bytes\n' \
+	    "RESIZE2FS_FORCE_ITABLE_INIT=1 resize2fs" "$t_f" "$a_f"
+	printf '  ratio ext4-grow/resize2fs: time %s, allocated %s' \
+	    "$(ratio "$t_g" "$t_r")" "$(ratio "$a_g" "$a_r")"
+	printf ' (vs forced itable init: time %s, allocated %s)\n' \
+	    "$(ratio "$t_g" "$t_f")" "$(ratio "$a_g" "$a_f")"
+	rm -f "$W/grow.img" "$W/r2.img" "$W/r2f.img"
+done
