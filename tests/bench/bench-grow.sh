@@ -35,7 +35,9 @@ bytes() {
 	*) echo "$1" ;;
 	esac
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+# (no ">" inside printf: mawk takes it for output redirection)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { r = 0; if (b != 0) r = a / b
+	printf "%.3f", r }'; }
 
 start_image() {	# from data_mib -> path
 	_img=$W/start-$1-$2.img
