@@ -30,7 +30,7 @@ PEPD_LIBS := $(shell $(PKG_CONFIG) --libs $(PEPD_PKGS) 2>/dev/null) -lm
 ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(CPPFLAGS) $(BAKE_CFLAGS) \
 	$(PEPD_CFLAGS)
 
-COMMON_SRC = common/err.c common/log.c common/progress.c
+COMMON_SRC = common/err.c common/log.c common/progress.c common/cli.c
 BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/out.c bake/convert.c bake/layout.c bake/ext4fs.c bake/ext4_grow.c \
 	bake/edit_text.c bake/edit_console.c bake/edit_nocloud.c bake/bake.c \
@@ -121,8 +121,8 @@ $(TOOL_BIN): $(BUILD)/%: tests/tools/%.c $(BAKE_LIB)
 # Host build as part of `all` (and so of the ASan build); `make guest`
 # builds the static binaries baked into the guest images.
 PEXI_SRC = guest-init/pexi-bridge.c guest-init/bridge_addr.c \
-	guest-init/bridge_relay.c common/log.c
-PEXI_HDR = guest-init/pexi-bridge.h common/log.h
+	guest-init/bridge_relay.c common/log.c common/cli.c
+PEXI_HDR = guest-init/pexi-bridge.h common/log.h common/cli.h
 GUEST_CFLAGS = -std=c17 $(WARN) -O2 $(CPPFLAGS) -static -s
 
 all: $(BUILD)/pexi-bridge

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
 #include "../common/log.h"
 #include "bake.h"
 
@@ -34,33 +35,28 @@ struct bake_cli {
 	int verbose;
 };
 
-/* One table drives getopt_long and --help. */
-static const struct bake_option {
-	struct option opt;
-	int shortopt;
-	const char *arg;
-	const char *help;
-} bake_options[] = {
-	{ { "output", required_argument, NULL, 'o' }, 'o', "FILE",
+/* One table drives getopt_long and --help (common/cli.h). */
+static const struct cli_option bake_options[] = {
+	{ "output", required_argument, 'o', "FILE",
 	  "raw disk to write (required)" },
-	{ { "size", required_argument, NULL, 's' }, 's', "SIZE",
+	{ "size", required_argument, 's', "SIZE",
 	  "disk size, e.g. 2G (default 2G; never shrinks)" },
-	{ { "root-partition", required_argument, NULL, OPT_ROOT }, 0, "N",
+	{ "root-partition", required_argument, OPT_ROOT, "N",
 	  "the root partition (default: found)" },
-	{ { "console", required_argument, NULL, OPT_CONSOLE }, 0, "VALUE",
+	{ "console", required_argument, OPT_CONSOLE, "VALUE",
 	  "kernel console= value, repeatable (default hvc0)" },
-	{ { "epoch", required_argument, NULL, OPT_EPOCH }, 0, "SECONDS",
+	{ "epoch", required_argument, OPT_EPOCH, "SECONDS",
 	  "timestamps written (default $SOURCE_DATE_EPOCH, else the input "
 	  "filesystem's)" },
-	{ { "json", no_argument, NULL, OPT_JSON }, 0, NULL,
+	{ "json", no_argument, OPT_JSON, NULL,
 	  "print a JSON report on stdout" },
-	{ { "quiet", no_argument, NULL, 'q' }, 'q', NULL,
+	{ "quiet", no_argument, 'q', NULL,
 	  "no progress or summary" },
-	{ { "verbose", no_argument, NULL, 'v' }, 'v', NULL,
+	{ "verbose", no_argument, 'v', NULL,
 	  "more messages" },
-	{ { "help", no_argument, NULL, 'h' }, 'h', NULL,
+	{ "help", no_argument, 'h', NULL,
 	  "show this help" },
-	{ { "version", no_argument, NULL, 'V' }, 'V', NULL,
+	{ "version", no_argument, 'V', NULL,
 	  "show the version" },
 };
 
@@ -69,61 +65,18 @@ static const struct bake_option {
 static void
 usage(void)
 {
-	size_t i;
-	char left[48];
-
 	printf("usage: pep-bake [options] INPUT -o OUTPUT\n\n"
 	    "Bake an Alpine cloud image (VHD, qcow2 or raw, detected by "
 	    "content)\ninto a sparse raw disk: grown, console on hvc0, "
 	    "NoCloud datasource.\n\n");
-	for (i = 0; i < NOPTS; i++) {
-		const struct bake_option *b = &bake_options[i];
-
-		snprintf(left, sizeof(left), "%s%c%s--%s%s%s",
-		    b->shortopt ? "-" : "  ", b->shortopt ? b->shortopt : ' ',
-		    b->shortopt ? ", " : "  ", b->opt.name,
-		    b->arg ? " " : "", b->arg ? b->arg : "");
-		printf("  %-28s %s\n", left, b->help);
-	}
+	cli_print_options(stdout, bake_options, NOPTS);
 	printf("\nExit status: 0 success, 1 error, 2 usage error.\n");
 }
 
 static _Noreturn void
 usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "pep-bake: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'pep-bake --help' for more information.\n");
-	exit(BAKE_EXIT_USAGE);
-}
-
-/* "2G", "512M", "1048576": binary suffixes K M G T. */
-static int
-parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	int shift = 0;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || s[0] == '-')
-		return -1;
-	switch (*end) {
-	case 'T': case 't': shift = 40; break;
-	case 'G': case 'g': shift = 30; break;
-	case 'M': case 'm': shift = 20; break;
-	case 'K': case 'k': shift = 10; break;
-	case '\0': break;
-	default: return -1;
-	}
-	if (*end != '\0' && end[1] != '\0' && strcmp(end + 1, "iB") != 0 &&
-	    strcmp(end + 1, "B") != 0)
-		return -1;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
+	cli_usage_error("pep-bake", fmt, arg);
 }
 
 static int
@@ -148,7 +101,7 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 	switch (ch) {
 	case 'o': c->o.output = arg; break;
 	case 's':
-		if (parse_size(arg, &c->o.size) < 0 || c->o.size == 0)
+		if (cli_parse_size(arg, &c->o.size) < 0 || c->o.size == 0)
 			usage_error("invalid --size '%s'", arg);
 		c->o.size_set = 1;
 		break;
@@ -180,21 +133,12 @@ static void
 parse_args(struct bake_cli *c, int argc, char **argv)
 {
 	struct option longopts[NOPTS + 1];
-	char shortopts[64] = "";
-	size_t i, n = 0;
+	char shortopts[2 * NOPTS + 1];
 	const char *env;
 	long long ep;
 	int ch;
 
-	memset(longopts, 0, sizeof(longopts));
-	for (i = 0; i < NOPTS; i++) {
-		longopts[i] = bake_options[i].opt;
-		if (bake_options[i].shortopt == 0)
-			continue;
-		shortopts[n++] = (char)bake_options[i].shortopt;
-		if (bake_options[i].arg != NULL)
-			shortopts[n++] = ':';
-	}
+	cli_getopt_tables(bake_options, NOPTS, longopts, shortopts);
 	while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
 		parse_opt(c, ch, optarg);
 	if (optind != argc - 1)

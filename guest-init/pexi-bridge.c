@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
 #include "../common/log.h"
 #include "pexi-bridge.h"
 
@@ -41,27 +42,22 @@ struct pb_cli {
 	int verbose, quiet;
 };
 
-/* One table drives getopt_long and --help. */
-static const struct pb_option {
-	struct option opt;
-	int shortopt;
-	const char *arg;
-	const char *help;
-} pb_options[] = {
-	{ { "listen", required_argument, NULL, OPT_LISTEN }, 'l', "ADDR",
+/* One table drives getopt_long and --help (common/cli.h). */
+static const struct cli_option pb_options[] = {
+	{ "listen", required_argument, OPT_LISTEN, "ADDR",
 	  "where to accept (default " PB_DEF_LISTEN ")" },
-	{ { "upstream", required_argument, NULL, OPT_UPSTREAM }, 'u', "ADDR",
+	{ "upstream", required_argument, OPT_UPSTREAM, "ADDR",
 	  "where to connect (default " PB_DEF_UPSTREAM ")" },
-	{ { "buffer-size", required_argument, NULL, OPT_BUFSIZE }, 0, "BYTES",
+	{ "buffer-size", required_argument, OPT_BUFSIZE, "BYTES",
 	  "per direction and connection (default 65536)" },
-	{ { "max-connections", required_argument, NULL, OPT_MAXCONNS }, 0,
+	{ "max-connections", required_argument, OPT_MAXCONNS,
 	  "N", "pause accepting at N open pairs (default 1024)" },
-	{ { "quiet", no_argument, NULL, 'q' }, 'q', NULL,
+	{ "quiet", no_argument, 'q', NULL,
 	  "only warnings and errors" },
-	{ { "verbose", no_argument, NULL, 'v' }, 'v', NULL,
+	{ "verbose", no_argument, 'v', NULL,
 	  "log each connection (-vv: debug)" },
-	{ { "help", no_argument, NULL, 'h' }, 'h', NULL, "show this help" },
-	{ { "version", no_argument, NULL, 'V' }, 'V', NULL,
+	{ "help", no_argument, 'h', NULL, "show this help" },
+	{ "version", no_argument, 'V', NULL,
 	  "show the version" },
 };
 
@@ -70,25 +66,10 @@ static const struct pb_option {
 static void
 usage(void)
 {
-	size_t i;
-	char left[48];
-
 	printf("usage: pexi-bridge [options]\n\n"
 	    "Accept stream connections and join each one to a new upstream\n"
 	    "connection, copying bytes both ways.\n\n");
-	for (i = 0; i < NOPTS; i++) {
-		const struct pb_option *b = &pb_options[i];
-
-		if (b->shortopt != 0)
-			snprintf(left, sizeof(left), "-%c, --%s%s%s",
-			    b->shortopt, b->opt.name, b->arg ? " " : "",
-			    b->arg ? b->arg : "");
-		else
-			snprintf(left, sizeof(left), "    --%s%s%s",
-			    b->opt.name, b->arg ? " " : "",
-			    b->arg ? b->arg : "");
-		printf("  %-28s %s\n", left, b->help);
-	}
+	cli_print_options(stdout, pb_options, NOPTS);
 	printf("\nADDR is tcp:IPV4:PORT, tcp:[IPV6]:PORT, unix:PATH or "
 	    "vsock:CID:PORT.\nExit status: 0 success (also on SIGTERM/SIGINT),"
 	    " 1 error, 2 usage error.\n");
@@ -97,10 +78,7 @@ usage(void)
 static _Noreturn void
 usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "pexi-bridge: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'pexi-bridge --help' for more information.\n");
-	exit(PB_EXIT_USAGE);
+	cli_usage_error("pexi-bridge", fmt, arg);
 }
 
 static int
@@ -154,19 +132,10 @@ static void
 parse_args(struct pb_cli *c, int argc, char **argv)
 {
 	struct option longopts[NOPTS + 1];
-	char shortopts[32] = "";
-	size_t i, n = 0;
+	char shortopts[2 * NOPTS + 1];
 	int ch;
 
-	memset(longopts, 0, sizeof(longopts));
-	for (i = 0; i < NOPTS; i++) {
-		longopts[i] = pb_options[i].opt;
-		if (pb_options[i].shortopt == 0)
-			continue;
-		shortopts[n++] = (char)pb_options[i].shortopt;
-		if (pb_options[i].arg != NULL)
-			shortopts[n++] = ':';
-	}
+	cli_getopt_tables(pb_options, NOPTS, longopts, shortopts);
 	if (addr_parse(PB_DEF_LISTEN, &c->listen) < 0 ||
 	    addr_parse(PB_DEF_UPSTREAM, &c->upstream) < 0)
 		fatalx("%s: bad built-in default", __func__);

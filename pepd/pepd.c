@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/cli.h"
 #include "../common/log.h"
 #include "pepd.h"
 
@@ -18,15 +19,8 @@ enum {
 	OPT_CHECK = 256, OPT_FRAME_TIMEOUT
 };
 
-struct opt {
-	const char *name;
-	int has_arg;
-	int val;
-	const char *arg;
-	const char *help;
-};
-
-static const struct opt opts[] = {
+/* One table drives getopt_long and --help (common/cli.h). */
+static const struct cli_option opts[] = {
 	{ "config", 1, OPT_CONFIG, "FILE",
 	    "configuration file (default: PEP_ALLOWED_DOMAINS and "
 	    "PEP_AUDIT_LOG from the environment)" },
@@ -59,55 +53,22 @@ struct cli {
 static void
 usage(void)
 {
-	char left[64];
-	size_t i;
-
 	printf("usage: pepd [options]\n\n"
 	    "The Policy Enforcement Point: answers framed web requests by "
 	    "policy,\nfetching allowed ones, and audits every request.\n\n");
-	for (i = 0; i < NOPTS; i++) {
-		if (opts[i].val < 256)
-			snprintf(left, sizeof(left), "-%c, --%s%s%s",
-			    opts[i].val, opts[i].name, opts[i].arg ? " " : "",
-			    opts[i].arg ? opts[i].arg : "");
-		else
-			snprintf(left, sizeof(left), "    --%s%s%s",
-			    opts[i].name, opts[i].arg ? " " : "",
-			    opts[i].arg ? opts[i].arg : "");
-		printf("  %-26s %s\n", left, opts[i].help);
-	}
+	cli_print_options(stdout, opts, NOPTS);
 	printf("\nSignals: HUP reloads, USR1 reopens the audit log, TERM "
 	    "drains and exits.\nSee pepd(8).\n");
 }
 
+/* With msg NULL, getopt_long has already said what is wrong. */
 static _Noreturn void
 try_help(const char *msg)
 {
 	if (msg != NULL)
-		fprintf(stderr, "pepd: %s\n", msg);
-	fprintf(stderr, "Try 'pepd --help'.\n");
+		cli_usage_error("pepd", "%s", msg);
+	fprintf(stderr, "Try 'pepd --help' for more information.\n");
 	exit(2);
-}
-
-static void
-build_longopts(struct option *lo, char *shortopts)
-{
-	size_t i, k = 0;
-
-	for (i = 0; i < NOPTS; i++) {
-		lo[i].name = opts[i].name;
-		lo[i].has_arg = opts[i].has_arg ? required_argument :
-		    no_argument;
-		lo[i].flag = NULL;
-		lo[i].val = opts[i].val;
-		if (opts[i].val >= 256)
-			continue;
-		shortopts[k++] = (char)opts[i].val;
-		if (opts[i].has_arg)
-			shortopts[k++] = ':';
-	}
-	shortopts[k] = '\0';
-	memset(&lo[NOPTS], 0, sizeof(lo[NOPTS]));
 }
 
 static long
@@ -154,7 +115,7 @@ parse_args(int argc, char **argv, struct cli *c)
 	char shortopts[2 * NOPTS + 1];
 	int ch;
 
-	build_longopts(lo, shortopts);
+	cli_getopt_tables(opts, NOPTS, lo, shortopts);
 	while ((ch = getopt_long(argc, argv, shortopts, lo, NULL)) != -1) {
 		switch (ch) {
 		case OPT_HELP:

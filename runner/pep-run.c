@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/cli.h"
 #include "../common/log.h"
 #include "runner.h"
 
@@ -23,58 +24,53 @@ enum {
 	OPT_STOP
 };
 
-/* One table drives getopt_long and --help. */
-static const struct run_option {
-	struct option opt;
-	int shortopt;
-	const char *arg;
-	const char *help;
-} run_options[] = {
-	{ { "disk", required_argument, NULL, 'd' }, 'd', "FILE",
+/* One table drives getopt_long and --help (common/cli.h). */
+static const struct cli_option run_options[] = {
+	{ "disk", required_argument, 'd', "FILE",
 	  "raw disk to boot (required; locked while running)" },
-	{ { "seed", required_argument, NULL, OPT_SEED }, 0, "FILE",
+	{ "seed", required_argument, OPT_SEED, "FILE",
 	  "NoCloud seed image, attached read-only as a second disk" },
-	{ { "efi", no_argument, NULL, OPT_EFI }, 0, NULL,
+	{ "efi", no_argument, OPT_EFI, NULL,
 	  "boot with UEFI firmware (OVMF/AAVMF)" },
-	{ { "cpus", required_argument, NULL, 'c' }, 'c', "N",
+	{ "cpus", required_argument, 'c', "N",
 	  "virtual CPUs (default 2)" },
-	{ { "memory", required_argument, NULL, 'm' }, 'm', "SIZE",
+	{ "memory", required_argument, 'm', "SIZE",
 	  "guest memory, e.g. 1G (default 1G)" },
-	{ { "shared-dir", required_argument, NULL, OPT_SHARED }, 0, "DIR",
+	{ "shared-dir", required_argument, OPT_SHARED, "DIR",
 	  "share DIR with the guest, tag 'shared' (virtiofs, else 9p)" },
-	{ { "vsock-port", required_argument, NULL, OPT_VPORT }, 0, "PORT",
+	{ "vsock-port", required_argument, OPT_VPORT, "PORT",
 	  "guest connections to CID 2 PORT reach the endpoint (5000)" },
-	{ { "bridge-port", required_argument, NULL, OPT_BRIDGE }, 0, "PORT",
+	{ "bridge-port", required_argument, OPT_BRIDGE, "PORT",
 	  "endpoint: TCP 127.0.0.1:PORT" },
-	{ { "pepd-socket", required_argument, NULL, OPT_PEPD }, 0, "PATH",
+	{ "pepd-socket", required_argument, OPT_PEPD, "PATH",
 	  "endpoint: pepd's unix socket" },
-	{ { "vsock-socket", required_argument, NULL, OPT_VSOCKSOCK }, 0,
+	{ "vsock-socket", required_argument, OPT_VSOCKSOCK,
 	  "PATH", "host-initiated: \"CONNECT P\\n\" reaches guest port P" },
-	{ { "vsock", required_argument, NULL, OPT_VSOCK }, 0, "MODE",
+	{ "vsock", required_argument, OPT_VSOCK, "MODE",
 	  "auto, kernel (vhost-vsock), user (built-in) or none" },
-	{ { "kernel", required_argument, NULL, OPT_KERNEL }, 0, "FILE",
+	{ "kernel", required_argument, OPT_KERNEL, "FILE",
 	  "boot this kernel directly" },
-	{ { "initrd", required_argument, NULL, OPT_INITRD }, 0, "FILE",
+	{ "initrd", required_argument, OPT_INITRD, "FILE",
 	  "initramfs for --kernel" },
-	{ { "append", required_argument, NULL, OPT_APPEND }, 0, "CMDLINE",
+	{ "append", required_argument, OPT_APPEND, "CMDLINE",
 	  "kernel command line for --kernel" },
-	{ { "snapshot", no_argument, NULL, OPT_SNAPSHOT }, 0, NULL,
+	{ "snapshot", no_argument, OPT_SNAPSHOT, NULL,
 	  "discard disk writes when the VM stops" },
-	{ { "console-log", required_argument, NULL, OPT_CONSOLE }, 0, "FILE",
+	{ "console-log", required_argument, OPT_CONSOLE, "FILE",
 	  "append the hvc0 console here (default: stdout)" },
-	{ { "arch", required_argument, NULL, OPT_ARCH }, 0, "ARCH",
+	{ "arch", required_argument, OPT_ARCH, "ARCH",
 	  "x86_64 or aarch64 (default: the host's)" },
-	{ { "accel", required_argument, NULL, OPT_ACCEL }, 0, "ACCEL",
+	{ "accel", required_argument, OPT_ACCEL, "ACCEL",
 	  "auto, kvm or tcg (default auto: KVM if it really runs)" },
-	{ { "qemu", required_argument, NULL, OPT_QEMU }, 0, "PATH",
+	{ "qemu", required_argument, OPT_QEMU, "PATH",
 	  "QEMU binary (default qemu-system-ARCH)" },
-	{ { "stop-timeout", required_argument, NULL, OPT_STOP }, 0, "SECS",
+	{ "stop-timeout", required_argument, OPT_STOP, "SECS",
 	  "after SIGINT/SIGTERM, wait this long for poweroff (30)" },
-	{ { "print-cmdline", no_argument, NULL, OPT_PRINT }, 0, NULL,
+	{ "print-cmdline", no_argument, OPT_PRINT, NULL,
 	  "print the QEMU command line and exit" },
-	{ { "verbose", no_argument, NULL, 'v' }, 'v', NULL, "more messages" },
-	{ { "help", no_argument, NULL, 'h' }, 'h', NULL, "show this help" },
-	{ { "version", no_argument, NULL, 'V' }, 'V', NULL,
+	{ "verbose", no_argument, 'v', NULL, "more messages" },
+	{ "help", no_argument, 'h', NULL, "show this help" },
+	{ "version", no_argument, 'V', NULL,
 	  "show the version" },
 };
 
@@ -83,21 +79,10 @@ static const struct run_option {
 static void
 usage(void)
 {
-	const struct run_option *b;
-	char left[48];
-	size_t i;
-
 	printf("usage: pep-run --disk FILE [options]\n\n"
 	    "Boot a pep disk in QEMU (no network device); guest vsock to CID "
 	    "2\nreaches pepd's socket or a TCP bridge port.\n\n");
-	for (i = 0; i < NOPTS; i++) {
-		b = &run_options[i];
-		snprintf(left, sizeof(left), "%s%c%s--%s%s%s",
-		    b->shortopt ? "-" : "  ", b->shortopt ? b->shortopt : ' ',
-		    b->shortopt ? ", " : "  ", b->opt.name,
-		    b->arg ? " " : "", b->arg ? b->arg : "");
-		printf("  %-30s %s\n", left, b->help);
-	}
+	cli_print_options(stdout, run_options, NOPTS);
 	printf("\nExit status: 0 guest powered off, 1 error, 2 usage error; "
 	    "QEMU's own\nfailure status is passed through.\n");
 }
@@ -105,38 +90,7 @@ usage(void)
 static _Noreturn void
 usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "pep-run: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'pep-run --help' for more information.\n");
-	exit(RUN_EXIT_USAGE);
-}
-
-/* "1G", "512M", "1048576": binary suffixes K M G T. */
-static int
-parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	char *end;
-	int shift = 0;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || s[0] == '-')
-		return -1;
-	switch (*end) {
-	case 'T': case 't': shift = 40; break;
-	case 'G': case 'g': shift = 30; break;
-	case 'M': case 'm': shift = 20; break;
-	case 'K': case 'k': shift = 10; break;
-	case '\0': break;
-	default: return -1;
-	}
-	if (*end != '\0' && end[1] != '\0')
-		return -1;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
+	cli_usage_error("pep-run", fmt, arg);
 }
 
 static unsigned
@@ -181,7 +135,7 @@ parse_opt(struct run_cli *c, int ch, const char *arg)
 	case 'c': o->cpus = parse_uint(arg, 1, 256, "invalid --cpus '%s'");
 		break;
 	case 'm':
-		if (parse_size(arg, &o->memory) < 0 || o->memory < (64 << 20))
+		if (cli_parse_size(arg, &o->memory) < 0 || o->memory < (64 << 20))
 			usage_error("invalid --memory '%s' (min 64M)", arg);
 		break;
 	case OPT_SHARED: o->shared_dir = arg; break;
@@ -238,19 +192,10 @@ static void
 parse_args(struct run_cli *c, int argc, char **argv)
 {
 	struct option longopts[NOPTS + 1];
-	char shortopts[64] = "";
-	size_t i, n = 0;
+	char shortopts[2 * NOPTS + 1];
 	int ch;
 
-	memset(longopts, 0, sizeof(longopts));
-	for (i = 0; i < NOPTS; i++) {
-		longopts[i] = run_options[i].opt;
-		if (run_options[i].shortopt == 0)
-			continue;
-		shortopts[n++] = (char)run_options[i].shortopt;
-		if (run_options[i].arg != NULL)
-			shortopts[n++] = ':';
-	}
+	cli_getopt_tables(run_options, NOPTS, longopts, shortopts);
 	for (;;) {
 		ch = getopt_long(argc, argv, shortopts, longopts, NULL);
 		if (ch == -1)
