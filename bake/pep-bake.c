@@ -79,20 +79,6 @@ usage_error(const char *fmt, const char *arg)
 	cli_usage_error("pep-bake", fmt, arg);
 }
 
-static int
-parse_num(const char *s, long long lo, long long hi, long long *out)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static void
 parse_opt(struct bake_cli *c, int ch, const char *arg)
 {
@@ -106,7 +92,7 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 		c->o.size_set = 1;
 		break;
 	case OPT_ROOT:
-		if (parse_num(arg, 1, LAYOUT_MAXPARTS, &n) < 0)
+		if (cli_parse_num(arg, 1, LAYOUT_MAXPARTS, &n) < 0)
 			usage_error("invalid --root-partition '%s'", arg);
 		c->o.root_part = (int)n;
 		break;
@@ -116,7 +102,7 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 		c->o.consoles[c->o.nconsoles++] = arg;
 		break;
 	case OPT_EPOCH:
-		if (parse_num(arg, 1, INT32_MAX, &n) < 0)
+		if (cli_parse_num(arg, 1, INT32_MAX, &n) < 0)
 			usage_error("invalid --epoch '%s'", arg);
 		c->o.epoch = (time_t)n;
 		break;
@@ -151,7 +137,7 @@ parse_args(struct bake_cli *c, int argc, char **argv)
 		c->o.consoles[c->o.nconsoles++] = "hvc0";
 	env = getenv("SOURCE_DATE_EPOCH");
 	if (c->o.epoch == 0 && env != NULL && *env != '\0') {
-		if (parse_num(env, 1, INT32_MAX, &ep) < 0)
+		if (cli_parse_num(env, 1, INT32_MAX, &ep) < 0)
 			usage_error("invalid SOURCE_DATE_EPOCH '%s'", env);
 		c->o.epoch = (time_t)ep;
 	}

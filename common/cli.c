@@ -65,6 +65,20 @@ cli_usage_error(const char *prog, const char *fmt, ...)
 }
 
 int
+cli_parse_num(const char *s, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
 cli_parse_size(const char *s, uint64_t *out)
 {
 	unsigned long long v;

@@ -27,6 +27,9 @@ void cli_print_options(FILE *f, const struct cli_option *o, size_t n);
 /* "PROG: MESSAGE", then "Try 'PROG --help' ...", and exit(2). */
 _Noreturn void cli_usage_error(const char *prog, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A decimal integer in [lo, hi], nothing after it. 0 or -1. */
+int cli_parse_num(const char *s, long long lo, long long hi,
+    long long *out);
 /* "2G", "512M", "1048576", "1GiB": binary suffixes K M G T. 0 or -1. */
 int cli_parse_size(const char *s, uint64_t *out);
 

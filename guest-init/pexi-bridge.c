@@ -81,20 +81,6 @@ usage_error(const char *fmt, const char *arg)
 	cli_usage_error("pexi-bridge", fmt, arg);
 }
 
-static int
-parse_num(const char *s, long long lo, long long hi, long long *out)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static void
 parse_opt(struct pb_cli *c, int ch, const char *arg)
 {
@@ -110,13 +96,13 @@ parse_opt(struct pb_cli *c, int ch, const char *arg)
 			usage_error("invalid --upstream '%s'", arg);
 		break;
 	case OPT_BUFSIZE:
-		if (parse_num(arg, 1024, 16 << 20, &n) < 0)
+		if (cli_parse_num(arg, 1024, 16 << 20, &n) < 0)
 			usage_error("invalid --buffer-size '%s' (1024..16M)",
 			    arg);
 		c->ro.bufsize = (size_t)n;
 		break;
 	case OPT_MAXCONNS:
-		if (parse_num(arg, 1, 1 << 20, &n) < 0)
+		if (cli_parse_num(arg, 1, 1 << 20, &n) < 0)
 			usage_error("invalid --max-connections '%s'", arg);
 		c->ro.maxconns = (unsigned)n;
 		break;
