@@ -184,8 +184,7 @@ conn_free(struct vsock_conn *c)
 			break;
 		}
 	}
-	if (c->events != 0)
-		ev_del(&c->ev);
+	ev_del(&c->ev);		/* also forgets its pending events */
 	if (c->ev.fd >= 0)
 		close(c->ev.fd);
 	free(c->wbuf);

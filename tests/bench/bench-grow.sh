@@ -61,7 +61,22 @@ for i in range(int(sys.argv[2]) // 4):
 timed() {	# command... -> prints seconds
 	_s=$(now)
 	"$@" >"$W/.out" 2>&1 || { cat "$W/.out" >&2; return 1; }
-	awk -v a="$_s" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'
+	awk -v a="$_s" -v b="$(now)" 'BEGIN { printf "%.4f", b - a }'
+}
+
+# median_of N IMG START command-with-IMG...: run N times on fresh copies
+# of START (times of ~10 ms are noisy: one run proves little).
+RUNS=${PEP_BENCH_RUNS:-7}
+median_of() {
+	_img=$1; _st=$2; shift 2
+	_i=0; : >"$W/.times"
+	while [ $_i -lt "$RUNS" ]; do
+		cp --sparse=always "$_st" "$_img"; sync
+		timed "$@" >>"$W/.times" || return 1
+		echo >>"$W/.times"
+		_i=$((_i + 1))
+	done
+	sort -n "$W/.times" | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'
 }
 
 if [ -e /sys/fs/ext4/features/lazy_itable_init ]; then
@@ -75,20 +90,17 @@ for spec in $SIZES; do
 	mib=${rest#"$to"}; mib=${mib#:}; mib=${mib:-64}
 	start=$(start_image "$from" "$mib")
 	tb=$(bytes "$to")
-	sync
-	cp --sparse=always "$start" "$W/grow.img"; sync
-	t_g=$(timed "$GROW" "$W/grow.img" 0 "$tb")
+	t_g=$(median_of "$W/grow.img" "$start" "$GROW" "$W/grow.img" 0 "$tb")
 	a_g=$(alloc "$W/grow.img")
-	cp --sparse=always "$start" "$W/r2.img"; sync
-	t_r=$(timed resize2fs "$W/r2.img" "$to")
+	t_r=$(median_of "$W/r2.img" "$start" resize2fs "$W/r2.img" "$to")
 	a_r=$(alloc "$W/r2.img")
-	cp --sparse=always "$start" "$W/r2f.img"; sync
-	t_f=$(RESIZE2FS_FORCE_ITABLE_INIT=1 timed resize2fs "$W/r2f.img" "$to")
+	t_f=$(RESIZE2FS_FORCE_ITABLE_INIT=1 median_of "$W/r2f.img" "$start" \
+	    resize2fs "$W/r2f.img" "$to")
 	a_f=$(alloc "$W/r2f.img")
 	fsck=ok
 	e2fsck -fn "$W/grow.img" >/dev/null 2>&1 || fsck=FAILED
-	printf '%s -> %s (%s MiB data; start %s bytes allocated)\n' \
-	    "$from" "$to" "$mib" "$(alloc "$start")"
+	printf '%s -> %s (%s MiB data; start %s bytes allocated; median '\
+'of %s runs)\n' "$from" "$to" "$mib" "$(alloc "$start")" "$RUNS"
 	printf '  %-40s %8s s %14s bytes  (e2fsck -fn %s)\n' ext4-grow \
 	    "$t_g" "$a_g" "$fsck"
 	printf '  %-40s %8s s %14s bytes\n' "resize2fs IMG $to" "$t_r" "$a_r"
