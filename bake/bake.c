@@ -394,6 +394,7 @@ bake_edits(struct bake *b, struct pep_err *e)
 	    r->epoch, e);
 	if (rc < 0)
 		return rc;
+	ext4_set_nosync(b->fs);	/* out_commit fsyncs the whole output */
 	t = progress_now();
 	rc = ext4_grow(b->fs, b->out.fd, r->root_offset, bake_root_room(b),
 	    &r->grow, e);

@@ -195,6 +195,11 @@ int ext4_open(struct ext4 **xp, const char *path, const char *label,
 int ext4_close(struct ext4 *x, struct pep_err *e);
 /* Drop the handle without writing anything (NULL-safe): after a failure. */
 void ext4_abort(struct ext4 *x);
+/*
+ * Close writes everything but skips libext2fs's fsync barriers: for a file
+ * the caller fsyncs once when complete (pep-bake's temporary output).
+ */
+void ext4_set_nosync(struct ext4 *x);
 /* 1 if path exists (any type, symlinks not followed), 0 if not. */
 int ext4_exists(struct ext4 *x, const char *path);
 /* Whole regular file into a malloc'd NUL-terminated buffer. -ENOENT. */

@@ -32,6 +32,7 @@ struct ext4 {
 	ext2_filsys fs;
 	char *label;
 	int rw;
+	int nosync;	/* the caller fsyncs the file itself */
 	time_t now;
 };
 
@@ -200,6 +201,12 @@ out:
 }
 
 void
+ext4_set_nosync(struct ext4 *x)
+{
+	x->nosync = 1;
+}
+
+void
 ext4_abort(struct ext4 *x)
 {
 	if (x == NULL)
@@ -218,8 +225,11 @@ ext4_close(struct ext4 *x, struct pep_err *e)
 	if (x == NULL)
 		return 0;
 	if (x->rw) {
-		/* Frees the handle on failure too. */
-		err = ext2fs_close_free(&x->fs);
+		err = ext2fs_close2(x->fs, x->nosync ?
+		    EXT2_FLAG_FLUSH_NO_SYNC : 0);
+		if (err != 0)	/* close2 frees the handle only on success */
+			ext2fs_free(x->fs);
+		x->fs = NULL;
 		if (err != 0)
 			r = pep_errf(e, PEP_ELIB, "%s: writing the "
 			    "filesystem: %s", x->label, error_message(err));

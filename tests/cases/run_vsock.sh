@@ -4,7 +4,7 @@
 # talks AF_VSOCK to CID 2 port 5000. Checks byte-exact echo, 32 concurrent
 # connections, a guest closing mid-stream, a bulk transfer, a host that
 # is not listening, and a host-initiated connection ("CONNECT P").
-#   PEP_RUN_BULK=bytes  bulk size (default 32 MiB; 4 MiB under ASan)
+#   PEP_RUN_BULK=bytes  bulk size (default 100 MiB; 4 MiB under ASan)
 . "$(dirname "$0")/../lib.sh"
 RUN=$TOP/$BUILD/pep-run
 T=$PEP_TMP
@@ -19,7 +19,7 @@ if ! sh "$TOP/tests/runner/mkguest.sh" "$G" >"$T/mkguest.log" 2>&1; then
 	done_testing; exit
 fi
 case $BUILD in *asan*) bulk=${PEP_RUN_BULK:-4194304} ;;
-*) bulk=${PEP_RUN_BULK:-33554432} ;; esac
+*) bulk=${PEP_RUN_BULK:-104857600} ;; esac
 truncate -s 16M "$T/disk.raw"
 EP=$TOP/tests/runner/endpoint.py
 
@@ -40,22 +40,22 @@ python3 "$EP" "$T/ep.sock" "$T/ep.log" &
 ep=$!
 sleep 0.5
 t0=$(date +%s)
-boot main "echo:4096,multi:32:65536,abort:50000,echo:1000000,bulk:$bulk" \
+boot main "echo:4096,multi:64:65536,abort:50000,echo:1000000,bulk:$bulk" \
     --pepd-socket "$T/ep.sock"
 rc=$?
 diag "main boot: $(($(date +%s) - t0))s, rc $rc"
 [ "$rc" -eq 0 ] && ok "guest powered off: pep-run exit 0" ||
     { not_ok "pep-run rc $rc"; sed 's/^/#   /' "$T/main.out" | tail; }
 expect "$T/main.con" "PEPTEST echo ok 4096" "echo 4 KiB byte-exact"
-expect "$T/main.con" "PEPTEST multi ok 32 65536 failed=0" \
-    "32 concurrent connections, 64 KiB each"
+expect "$T/main.con" "PEPTEST multi ok 64 65536 failed=0" \
+    "64 concurrent connections, 64 KiB each"
 expect "$T/main.con" "PEPTEST abort ok" "guest closes mid-stream"
 expect "$T/main.con" "PEPTEST echo ok 1000000" "echo 1 MB after the abort"
 expect "$T/main.con" "PEPTEST bulk ok $bulk" "bulk $bulk bytes"
 expect "$T/ep.log" "bulk $bulk ok" "host got the bulk bytes byte-exact"
 n=$(grep -c "echo 65536 ok" "$T/ep.log")
-[ "$n" -eq 32 ] && ok "host served 32 echo connections" ||
-    not_ok "host served $n of 32"
+[ "$n" -eq 64 ] && ok "host served 64 echo connections" ||
+    not_ok "host served $n of 64"
 diag "$(grep 'bulk ok' "$T/main.con")"
 kill $ep 2>/dev/null
 

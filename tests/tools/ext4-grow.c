@@ -33,12 +33,17 @@ grow(const char *img, uint64_t off, uint64_t bytes, time_t t,
 		return pep_errf(e, 2, "%s: cannot extend", img);
 	}
 	r = ext4_open(&x, img, img, off, 1, t, e);
-	if (r == 0)
+	if (r == 0) {
+		/* One fsync when everything is written, as pep-bake does. */
+		ext4_set_nosync(x);
 		r = ext4_grow(x, fd, off, bytes, &gi, e);
-	if (r == 0)
+	}
+	if (r == 0) {
 		r = ext4_close(x, e);
-	else
-		ext4_abort(x);
+		if (r == 0 && fsync(fd) < 0)
+			r = pep_errf(e, 2, "%s: fsync failed", img);
+	} else
+		ext4_abort(x);	/* a refused grow writes nothing */
 	/* A refused grow leaves the file as it was, size included. */
 	if (r < 0 && ftruncate(fd, st.st_size) < 0)
 		r = pep_errf(e, 2, "%s: cannot restore the size", img);
