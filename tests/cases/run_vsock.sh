@@ -3,7 +3,8 @@
 # TCG: Debian's cloud kernel + a busybox initramfs whose guest-client
 # talks AF_VSOCK to CID 2 port 5000. Checks byte-exact echo, 32 concurrent
 # connections, a guest closing mid-stream, a bulk transfer, a host that
-# is not listening, and a host-initiated connection ("CONNECT P").
+# is not listening, a host-initiated connection ("CONNECT P"), and the
+# lifecycle with the real QEMU (disk lock, SIGTERM -> QMP powerdown).
 #   PEP_RUN_BULK=bytes  bulk size (default 100 MiB; 4 MiB under ASan)
 . "$(dirname "$0")/../lib.sh"
 RUN=$TOP/$BUILD/pep-run
@@ -93,4 +94,42 @@ PY
 expect "$T/hv.out" "host-initiated ok" "host-initiated CONNECT/OK echo"
 wait $bp
 expect "$T/listen.con" "PEPTEST listen ok 6000" "guest saw the connection"
+
+# ---- lifecycle with the real QEMU ---------------------------------------
+# A running VM holds its disk: a second pep-run on it is refused. SIGTERM
+# asks the guest to power down over QMP; this busybox guest has no ACPI
+# handler, so after --stop-timeout pep-run stops QEMU itself.
+"$RUN" --accel tcg --disk "$T/disk.raw" --memory 256M \
+    --kernel "$G/vmlinuz" --initrd "$G/initrd.img" \
+    --append "console=hvc0 quiet pep.steps=hold:300" --vsock none \
+    --stop-timeout 2 --console-log "$T/life.con" >"$T/life.out" 2>&1 &
+lp=$!
+i=0
+while ! grep -q "PEPTEST hold" "$T/life.con" 2>/dev/null &&
+    [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
+expect "$T/life.con" "PEPTEST hold" "lifecycle guest is up"
+"$RUN" --accel tcg --disk "$T/disk.raw" --kernel "$G/vmlinuz" \
+    --initrd "$G/initrd.img" --vsock none >"$T/life2.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] && grep -q "in use" "$T/life2.out" &&
+    ok "a booted disk is locked: a second pep-run is refused" ||
+    { not_ok "disk lock with a real QEMU (rc $rc)"; sed 's/^/#   /' \
+    "$T/life2.out"; }
+t0=$(date +%s)
+kill -TERM $lp
+wait $lp
+rc=$?
+el=$(($(date +%s) - t0))
+[ "$rc" -eq 0 ] && ok "SIGTERM: pep-run exits 0 after stopping QEMU" ||
+    { not_ok "SIGTERM: rc $rc"; sed 's/^/#   /' "$T/life.out" | tail -5; }
+check "SIGTERM asked the guest to power down over QMP" \
+    grep -q "power down" "$T/life.out"
+check "SIGTERM: stopped within --stop-timeout plus the kill grace" \
+    test "$el" -le 12
+# ("[q]emu": the pattern must not match a command line holding itself)
+if pgrep -f "[q]emu-system.*file=$T/disk.raw" >/dev/null; then
+	not_ok "a QEMU is still running on the disk"
+else
+	ok "no QEMU is left running on the disk"
+fi
 done_testing

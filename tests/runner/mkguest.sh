@@ -7,7 +7,8 @@
 # Also in the initramfs: the static pexi-bridge (build/guest/x86_64, else
 # compiled here from guest-init/) and chain-client; the steps "bridge"
 # (loopback up, pexi-bridge on 127.0.0.1:4040 -> vsock:2:5000 in the
-# background) and "chain:ARGS" (chain-client ARGS) use them.
+# background) and "chain:ARGS" (chain-client ARGS) use them; "hold:N"
+# prints "PEPTEST hold" and sleeps N seconds.
 set -eu
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -81,6 +82,9 @@ for s in $(echo "$steps" | tr ',' ' '); do
 		echo "PEPTEST bridge started" ;;
 	chain:*)
 		/bin/chain-client $(echo "${s#chain:}" | tr ':' ' ') ;;
+	hold:*)	# stay up (lifecycle tests stop us from the host)
+		echo "PEPTEST hold"
+		sleep "${s#hold:}" ;;
 	*)
 		/bin/guest-client $(echo "$s" | tr ':' ' ') ;;
 	esac
