@@ -33,6 +33,29 @@ cli_getopt_tables(const struct cli_option *o, size_t n,
 	memset(&longopts[n], 0, sizeof(longopts[n]));
 }
 
+#define CLI_HELP_COL	31	/* where help text starts */
+#define CLI_WIDTH	79
+
+/* Help text from column CLI_HELP_COL, wrapped at spaces before 80. */
+static void
+cli_print_help(FILE *f, const char *h)
+{
+	size_t room = CLI_WIDTH - CLI_HELP_COL, n;
+
+	while (strlen(h) > room) {
+		n = room;
+		while (n > 0 && h[n] != ' ')
+			n--;
+		if (n == 0)	/* one long word: let it run over */
+			n = strcspn(h, " ");
+		fprintf(f, "%.*s\n%*s", (int)n, h, CLI_HELP_COL, "");
+		h += n;
+		while (*h == ' ')
+			h++;
+	}
+	fprintf(f, "%s\n", h);
+}
+
 void
 cli_print_options(FILE *f, const struct cli_option *o, size_t n)
 {
@@ -47,7 +70,8 @@ cli_print_options(FILE *f, const struct cli_option *o, size_t n)
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", o[i].name,
 			    o[i].arg ? " " : "", o[i].arg ? o[i].arg : "");
-		fprintf(f, "  %-28s %s\n", left, o[i].help);
+		fprintf(f, "  %-*s ", CLI_HELP_COL - 3, left);
+		cli_print_help(f, o[i].help);
 	}
 }
 
