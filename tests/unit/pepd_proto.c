@@ -10,20 +10,7 @@
 
 #include "../../common/base64.h"
 #include "../../pepd/pepd.h"
-#include "../tap.h"
-
-static FILE *
-open_data(const char *dir, const char *name)
-{
-	char path[4096];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/pepd/%s", dir, name);
-	fp = fopen(path, "r");
-	tap_ok(fp != NULL, "open %s", path);
-	return fp;
-}
-
+#include "../tapdata.h"
 /* Undo "\xNN" escapes in place; returns the length. */
 static size_t
 unescape(char *s)
@@ -76,7 +63,7 @@ base64_file(const char *dir)
 	char line[512], *tab;
 	FILE *fp;
 
-	fp = open_data(dir, "base64.tsv");
+	fp = tap_open_data(dir, "pepd", "base64.tsv");
 	if (fp == NULL)
 		return;
 	while (fgets(line, sizeof(line), fp) != NULL) {
@@ -152,7 +139,7 @@ requests_file(const char *dir)
 	limits_default(&l);
 	l.max_headers = 4;
 	l.max_header_bytes = 64;
-	fp = open_data(dir, "requests.tsv");
+	fp = tap_open_data(dir, "pepd", "requests.tsv");
 	if (fp == NULL)
 		return;
 	while (fgets(line, sizeof(line), fp) != NULL) {

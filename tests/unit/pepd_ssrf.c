@@ -11,40 +11,9 @@
 #include <string.h>
 
 #include "../../pepd/pepd.h"
-#include "../tap.h"
+#include "../tapdata.h"
 
-#define MAXF 4
-
-/* Split line at tabs into at most MAXF fields; returns the count. */
-static int
-split(char *line, char **f)
-{
-	int n = 0;
-	char *p = line;
-
-	line[strcspn(line, "\n")] = '\0';
-	while (n < MAXF) {
-		f[n++] = p;
-		p = strchr(p, '\t');
-		if (p == NULL)
-			break;
-		*p++ = '\0';
-	}
-	return n;
-}
-
-static FILE *
-open_data(const char *dir, const char *name)
-{
-	char path[4096];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/pepd/%s", dir, name);
-	fp = fopen(path, "r");
-	tap_ok(fp != NULL, "open %s", path);
-	return fp;
-}
-
+#define MAXF 4	/* fields per data line */
 /* Text to sockaddr; 0 or -1. */
 static int
 to_sa(const char *s, struct sockaddr_storage *ss, socklen_t *len)
@@ -76,13 +45,13 @@ classify_file(const char *dir)
 	socklen_t len;
 	FILE *fp;
 
-	fp = open_data(dir, "ssrf.tsv");
+	fp = tap_open_data(dir, "pepd", "ssrf.tsv");
 	if (fp == NULL)
 		return;
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (split(line, f) != 2 || to_sa(f[0], &ss, &len) < 0) {
+		if (tap_split(line, f, MAXF) != 2 || to_sa(f[0], &ss, &len) < 0) {
 			tap_ok(0, "bad data line '%s'", f[0]);
 			continue;
 		}
@@ -134,13 +103,13 @@ allow_file(const char *dir)
 	size_t n;
 	FILE *fp;
 
-	fp = open_data(dir, "ssrf_allow.tsv");
+	fp = tap_open_data(dir, "pepd", "ssrf_allow.tsv");
 	if (fp == NULL)
 		return;
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (split(line, f) != 3 || to_sa(f[1], &ss, &len) < 0) {
+		if (tap_split(line, f, MAXF) != 3 || to_sa(f[1], &ss, &len) < 0) {
 			tap_ok(0, "bad data line '%s'", f[0]);
 			continue;
 		}
@@ -161,13 +130,13 @@ cidr_file(const char *dir)
 	int r;
 	FILE *fp;
 
-	fp = open_data(dir, "cidr.tsv");
+	fp = tap_open_data(dir, "pepd", "cidr.tsv");
 	if (fp == NULL)
 		return;
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (split(line, f) != 2) {
+		if (tap_split(line, f, MAXF) != 2) {
 			tap_ok(0, "bad data line '%s'", f[0]);
 			continue;
 		}

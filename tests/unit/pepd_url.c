@@ -7,39 +7,9 @@
 #include <string.h>
 
 #include "../../pepd/pepd.h"
-#include "../tap.h"
+#include "../tapdata.h"
 
-#define MAXF 8
-
-static int
-split(char *line, char **f)
-{
-	int n = 0;
-	char *p = line;
-
-	line[strcspn(line, "\n")] = '\0';
-	while (n < MAXF) {
-		f[n++] = p;
-		p = strchr(p, '\t');
-		if (p == NULL)
-			break;
-		*p++ = '\0';
-	}
-	return n;
-}
-
-static FILE *
-open_data(const char *dir, const char *name)
-{
-	char path[4096];
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "%s/pepd/%s", dir, name);
-	fp = fopen(path, "r");
-	tap_ok(fp != NULL, "open %s", path);
-	return fp;
-}
-
+#define MAXF 8	/* fields per data line */
 static void
 url_line(char **f, int n)
 {
@@ -77,13 +47,13 @@ url_file(const char *dir)
 	char line[1024], *f[MAXF];
 	FILE *fp;
 
-	fp = open_data(dir, "url.tsv");
+	fp = tap_open_data(dir, "pepd", "url.tsv");
 	if (fp == NULL)
 		return;
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		url_line(f, split(line, f));
+		url_line(f, tap_split(line, f, MAXF));
 	}
 	fclose(fp);
 }
@@ -95,13 +65,13 @@ host_file(const char *dir)
 	FILE *fp;
 	int r;
 
-	fp = open_data(dir, "host.tsv");
+	fp = tap_open_data(dir, "pepd", "host.tsv");
 	if (fp == NULL)
 		return;
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (split(line, f) != 2) {
+		if (tap_split(line, f, MAXF) != 2) {
 			tap_ok(0, "bad data line '%s'", f[0]);
 			continue;
 		}

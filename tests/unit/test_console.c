@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../../bake/bake.h"
-#include "../tap.h"
+#include "../tapdata.h"
 
 static const struct {
 	const char *name;
@@ -20,32 +20,6 @@ static const struct {
 	{ "extlinux", CONSOLE_EXTLINUX },
 	{ "update_extlinux", CONSOLE_UPDATE_EXTLINUX },
 };
-
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *b = NULL;
-	long n;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0) {
-		n = ftell(f);
-		if (n >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-			b = malloc((size_t)n + 1);
-			if (b != NULL &&
-			    fread(b, 1, (size_t)n, f) != (size_t)n) {
-				free(b);
-				b = NULL;
-			}
-			*len = (size_t)n;
-		}
-	}
-	fclose(f);
-	return b;
-}
-
 /* Rewrite in; 1 if the result is want and changed is as expected. */
 static int
 same(enum console_file kind, const char *in, size_t inlen,
@@ -107,8 +81,8 @@ one_case(const char *dir, const char *file)
 	    (int)sizeof(pin) - 1)
 		return;
 	snprintf(pout, sizeof(pout), "%.*s.out", (int)strlen(pin) - 3, pin);
-	in = slurp(pin, &inlen);
-	out = slurp(pout, &outlen);
+	in = tap_slurp(pin, &inlen);
+	out = tap_slurp(pout, &outlen);
 	if (tap_ok(in != NULL && out != NULL, "%s: .in and .out read", file)) {
 		tap_ok(same(kind, in, inlen, hvc, 1, out, outlen), "%s", file);
 		tap_ok(same(kind, out, outlen, hvc, 1, out, outlen),
