@@ -108,7 +108,7 @@ bake_is_root(struct bake *b, uint64_t off, int *alpine, struct pep_err *why)
 	*alpine = 0;
 	if (!ext4_probe(b->out.fd, off))
 		return 0;
-	if (ext4_open(&x, b->out.fdpath, b->o->input, off, 0, 1, why) < 0)
+	if (ext4_open(&x, b->out.fd, b->o->input, off, 0, 1, why) < 0)
 		return 0;
 	if (ext4_exists(x, "/etc/alpine-release") == 1)
 		found = *alpine = 1;
@@ -390,7 +390,7 @@ bake_edits(struct bake *b, struct pep_err *e)
 		    b->o->output, r->root_part);
 	else
 		snprintf(b->label, sizeof(b->label), "%s", b->o->output);
-	rc = ext4_open(&b->fs, b->out.fdpath, b->label, r->root_offset, 1,
+	rc = ext4_open(&b->fs, b->out.fd, b->label, r->root_offset, 1,
 	    r->epoch, e);
 	if (rc < 0)
 		return rc;

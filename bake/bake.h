@@ -185,12 +185,12 @@ struct ext4;
 /* 1 if an ext2/3/4 superblock magic sits at byte offset off, else 0. */
 int ext4_probe(int fd, uint64_t off);
 /*
- * Open the filesystem in the file at path (a name libext2fs can open,
- * e.g. /proc/self/fd/N) at byte offset off. label names it in messages.
+ * Open the filesystem at byte offset off of the file open on fd (which
+ * the handle dups: the caller keeps its own). label names it in messages.
  * now is used for every timestamp written (never the wall clock).
  */
-int ext4_open(struct ext4 **xp, const char *path, const char *label,
-    uint64_t off, int rw, time_t now, struct pep_err *e);
+int ext4_open(struct ext4 **xp, int fd, const char *label, uint64_t off,
+    int rw, time_t now, struct pep_err *e);
 /* Flush and close (NULL-safe). Returns an error only for rw handles. */
 int ext4_close(struct ext4 *x, struct pep_err *e);
 /* Drop the handle without writing anything (NULL-safe): after a failure. */
@@ -220,6 +220,11 @@ uint64_t ext4_size_bytes(struct ext4 *x);
 struct struct_ext2_filsys *ext4_handle(struct ext4 *x);
 const char *ext4_label(struct ext4 *x);
 
+/* ext4_io.c: libext2fs I/O by pread/pwrite on a descriptor; the name
+ * given to ext2fs_open2 is the descriptor's number, options "offset=N". */
+struct struct_io_manager;
+extern struct struct_io_manager *ext4_io_manager;
+
 /* ------------------------------------------------------------------ */
 /* ext4_grow.c: grow-only offline resize of an ext2/3/4 filesystem    */
 
@@ -241,6 +246,10 @@ struct ext4_grow_info {
  */
 int ext4_grow(struct ext4 *x, int fd, uint64_t off, uint64_t max_bytes,
     struct ext4_grow_info *gi, struct pep_err *e);
+
+/* ext4_place.c: place new group g's bitmaps and inode table as mke2fs
+ * and resize2fs do (0, or -ENOSPC when they do not fit). */
+int ext4_place_group(struct struct_ext2_filsys *fs, unsigned int g);
 
 /* ------------------------------------------------------------------ */
 /* edit_text.c: line scanning for the text editors                    */

@@ -365,7 +365,6 @@ grow_new_groups(ext2_filsys fs, const struct grow_old *o, int fd,
     struct pep_err *e)
 {
 	dgrp_t g;
-	errcode_t err;
 	int r;
 
 	for (g = o->groups; g < fs->group_desc_count; g++)
@@ -375,14 +374,14 @@ grow_new_groups(ext2_filsys fs, const struct grow_old *o, int fd,
 		ext2fs_reserve_super_and_bgd(fs, g, fs->block_map);
 	for (g = o->groups; g < fs->group_desc_count; g++)
 		grow_claim_backup(fs, g);
-	err = io_channel_flush(fs->io);
-	if (err != 0)
-		return grow_liberr(label, err, "flushing", e);
+	/*
+	 * No flush before the hole checks: libext2fs's cache only ever holds
+	 * blocks in use, and new tables go where the bitmap says free.
+	 */
 	for (g = o->groups; g < fs->group_desc_count; g++) {
-		err = ext2fs_allocate_group_table(fs, g, 0);
-		if (err != 0)
-			return grow_liberr(label, err,
-			    "placing a new group's tables", e);
+		if (ext4_place_group(fs, g) < 0)
+			return pep_errf(e, ENOSPC, "%s: no room for new "
+			    "group %u's bitmaps and inode table", label, g);
 		r = grow_zero_itable(fs, fd, off, g, &gi->itable_zeroed,
 		    label, e);
 		if (r < 0)
@@ -414,13 +413,19 @@ grow_drop_old_backup(ext2_filsys fs, const struct grow_old *o)
 		    o->ss2_num - (o->ss2_sb != 0 ? 1 : 0));
 }
 
+/* Set bits among the first `bits` of buf, a word at a time. */
 static unsigned int
 grow_popcount(const unsigned char *buf, size_t bits)
 {
-	unsigned int n = ext2fs_bitcount(buf, (unsigned int)(bits / 8));
+	unsigned int n = 0;
+	uint64_t w;
 	size_t i;
 
-	for (i = bits & ~(size_t)7; i < bits; i++)
+	for (i = 0; i + 64 <= bits; i += 64) {
+		memcpy(&w, buf + i / 8, sizeof(w));
+		n += (unsigned int)__builtin_popcountll(w);
+	}
+	for (; i < bits; i++)
 		n += (buf[i / 8] >> (i % 8)) & 1;
 	return n;
 }

@@ -124,16 +124,17 @@ check_geometry(struct ext4 *x, struct pep_err *e)
 }
 
 static int
-open_fs(struct ext4 *x, const char *path, uint64_t off, struct pep_err *e)
+open_fs(struct ext4 *x, int fd, uint64_t off, struct pep_err *e)
 {
-	char opts[64];
+	char name[16], opts[64];
 	int flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP;
 	errcode_t err;
 
 	if (x->rw)
 		flags |= EXT2_FLAG_RW;
+	snprintf(name, sizeof(name), "%d", fd);
 	snprintf(opts, sizeof(opts), "offset=%llu", (unsigned long long)off);
-	err = ext2fs_open2(path, opts, flags, 0, 0, unix_io_manager, &x->fs);
+	err = ext2fs_open2(name, opts, flags, 0, 0, ext4_io_manager, &x->fs);
 	if (err != 0)
 		x->fs = NULL;
 	if (err == EXT2_ET_BAD_MAGIC)
@@ -148,8 +149,8 @@ open_fs(struct ext4 *x, const char *path, uint64_t off, struct pep_err *e)
 }
 
 int
-ext4_open(struct ext4 **xp, const char *path, const char *label,
-    uint64_t off, int rw, time_t now, struct pep_err *e)
+ext4_open(struct ext4 **xp, int fd, const char *label, uint64_t off,
+    int rw, time_t now, struct pep_err *e)
 {
 	struct ext4 *x = NULL;
 	errcode_t err;
@@ -172,7 +173,7 @@ ext4_open(struct ext4 **xp, const char *path, const char *label,
 		r = pep_errf(e, ENOMEM, "%s: out of memory", label);
 		goto out;
 	}
-	r = open_fs(x, path, off, e);
+	r = open_fs(x, fd, off, e);
 	if (r < 0)
 		goto out;
 	r = check_state(x, e);
@@ -181,6 +182,11 @@ ext4_open(struct ext4 **xp, const char *path, const char *label,
 	if (r < 0)
 		goto out;
 	if (x->rw) {
+		/*
+		 * Extent-tree bitmaps: a grown filesystem's new area is one
+		 * free extent, not megabytes of zeros to allocate and fault in.
+		 */
+		x->fs->default_bitmap_type = EXT2FS_BMAP64_RBTREE;
 		err = ext2fs_read_bitmaps(x->fs);
 		if (err != 0) {
 			r = pep_errf(e, PEP_ELIB, "%s: reading the bitmaps: "

@@ -26,7 +26,6 @@ mkdir -p "$W"
 trap - EXIT
 TARBALL=$(PEP_CACHE=$TOP/build/fixtures alpine_minirootfs)
 
-now() { date +%s.%N; }
 alloc() { du -B1 "$1" | cut -f1; }
 bytes() {
 	case $1 in
@@ -58,25 +57,37 @@ for i in range(int(sys.argv[2]) // 4):
 	echo "$_img"
 }
 
-timed() {	# command... -> prints seconds
-	_s=$(now)
-	"$@" >"$W/.out" 2>&1 || { cat "$W/.out" >&2; return 1; }
-	awk -v a="$_s" -v b="$(now)" 'BEGIN { printf "%.4f", b - a }'
+# build/walltime times the command alone, from posix_spawn to waitpid:
+# a shell's fork, redirections and $(date) would add milliseconds of its
+# own to both sides of a ratio of ~10 ms commands.
+WALL=$TOP/build/walltime
+[ -x "$WALL" ] || { echo "bench-grow: $WALL missing (make all)" >&2; exit 1; }
+timed() {	# command... -> appends seconds to $W/.t.<tag> (tag first)
+	_tag=$1; shift
+	"$WALL" -o "$W/.out" "$@" >>"$W/.t.$_tag" || {
+		cat "$W/.out" >&2; return 1; }
 }
+median() { sort -n "$W/.t.$1" | awk '{ t[NR] = $1 }
+	END { printf "%.4f", t[int((NR + 1) / 2)] }'; }
 
-# median_of N IMG START command-with-IMG...: run N times on fresh copies
-# of START (times of ~10 ms are noisy: one run proves little).
-RUNS=${PEP_BENCH_RUNS:-7}
-median_of() {
-	_img=$1; _st=$2; shift 2
-	_i=0; : >"$W/.times"
+# RUNS rounds; each round runs every contender once on a fresh copy of
+# START, interleaved, so drift in the machine's speed hits all alike.
+RUNS=${PEP_BENCH_RUNS:-9}
+rounds() {	# START TO_BYTES TO
+	rm -f "$W"/.t.*
+	_i=0
 	while [ $_i -lt "$RUNS" ]; do
-		cp --sparse=always "$_st" "$_img"; sync
-		timed "$@" >>"$W/.times" || return 1
-		echo >>"$W/.times"
+		cp --sparse=always "$1" "$W/grow.img"
+		cp --sparse=always "$1" "$W/r2.img"
+		cp --sparse=always "$1" "$W/r2f.img"
+		sync
+		timed floor /bin/true
+		timed grow "$GROW" "$W/grow.img" 0 "$2" || return 1
+		timed r2 resize2fs "$W/r2.img" "$3" || return 1
+		RESIZE2FS_FORCE_ITABLE_INIT=1 timed r2f resize2fs "$W/r2f.img" \
+		    "$3" || return 1
 		_i=$((_i + 1))
 	done
-	sort -n "$W/.times" | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'
 }
 
 if [ -e /sys/fs/ext4/features/lazy_itable_init ]; then
@@ -90,22 +101,21 @@ for spec in $SIZES; do
 	mib=${rest#"$to"}; mib=${mib#:}; mib=${mib:-64}
 	start=$(start_image "$from" "$mib")
 	tb=$(bytes "$to")
-	t_g=$(median_of "$W/grow.img" "$start" "$GROW" "$W/grow.img" 0 "$tb")
-	a_g=$(alloc "$W/grow.img")
-	t_r=$(median_of "$W/r2.img" "$start" resize2fs "$W/r2.img" "$to")
-	a_r=$(alloc "$W/r2.img")
-	t_f=$(RESIZE2FS_FORCE_ITABLE_INIT=1 median_of "$W/r2f.img" "$start" \
-	    resize2fs "$W/r2f.img" "$to")
+	rounds "$start" "$tb" "$to" || exit 1
+	t_g=$(median grow); t_r=$(median r2); t_f=$(median r2f)
+	t_0=$(median floor)
+	a_g=$(alloc "$W/grow.img"); a_r=$(alloc "$W/r2.img")
 	a_f=$(alloc "$W/r2f.img")
 	fsck=ok
 	e2fsck -fn "$W/grow.img" >/dev/null 2>&1 || fsck=FAILED
 	printf '%s -> %s (%s MiB data; start %s bytes allocated; median '\
-'of %s runs)\n' "$from" "$to" "$mib" "$(alloc "$start")" "$RUNS"
+'of %s interleaved runs)\n' "$from" "$to" "$mib" "$(alloc "$start")" "$RUNS"
 	printf '  %-40s %8s s %14s bytes  (e2fsck -fn %s)\n' ext4-grow \
 	    "$t_g" "$a_g" "$fsck"
 	printf '  %-40s %8s s %14s bytes\n' "resize2fs IMG $to" "$t_r" "$a_r"
 	printf '  %-40s %8s s %14s bytes\n' \
 	    "RESIZE2FS_FORCE_ITABLE_INIT=1 resize2fs" "$t_f" "$a_f"
+	printf '  %-40s %8s s\n' "(spawning /bin/true, for scale)" "$t_0"
 	printf '  ratio ext4-grow/resize2fs: time %s, allocated %s' \
 	    "$(ratio "$t_g" "$t_r")" "$(ratio "$a_g" "$a_r")"
 	printf ' (vs forced itable init: time %s, allocated %s)\n' \

@@ -26,7 +26,8 @@
 # superblock copy (unless the case names a known resize2fs bug: "known:");
 # every file (bytes, mode, owner, size) and two xattrs are unchanged.
 # For "refuse": exit 1, stderr matches REGEX, and the original bytes are
-# unchanged (ext4-grow extends the file before it opens the filesystem).
+# unchanged (ext4-grow extends the file once the filesystem is open, and
+# puts the old size back when it refuses).
 # Cases run in $PEP_JOBS lanes (default: the number of CPUs);
 # PEP_GROW_CASES=glob picks some. The source trees and resize2fs's results
 # are cached under $PEP_CACHE.

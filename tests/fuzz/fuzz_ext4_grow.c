@@ -6,8 +6,8 @@
  * uses (the boot block, or the padding before the superblock), pick the
  * target: byte 0 a multiple of the input size (2..9 times, at most
  * FUZZ_MAX_TARGET), byte 1 bit 0 puts the image at a 64 KiB offset. The
- * image goes into a memfd, which is opened through /proc/self/fd/N with
- * ext4_open (rw), grown, and closed.
+ * image goes into a memfd, which ext4_open opens (rw) through pep's own
+ * I/O manager (bake/ext4_io.c), then it is grown and closed.
  * Beyond the sanitizers it checks that a failure carries a message, that
  * a success reports a size within the target, and that a grown image
  * that reopens has the size reported.
@@ -61,7 +61,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ext4_grow_info gi;
 	struct ext4 *x = NULL;
 	uint64_t off, target;
-	char path[64];
 	int fd, r;
 
 	if (size < 2048)
@@ -74,8 +73,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* As the callers do: the file already holds the target size. */
 	if (ftruncate(fd, (off_t)(off + target)) < 0)
 		abort();
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	if (ext4_open(&x, path, "fuzz", off, 1, FUZZ_NOW, &e) < 0) {
+	if (ext4_open(&x, fd, "fuzz", off, 1, FUZZ_NOW, &e) < 0) {
 		if (e.msg[0] == '\0')
 			abort();
 		close(fd);
@@ -100,7 +98,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	x = NULL;
 	/* Reopen read-only: if it opens, it has the size reported. */
-	if (ext4_open(&x, path, "fuzz", off, 0, FUZZ_NOW, &e) == 0) {
+	if (ext4_open(&x, fd, "fuzz", off, 0, FUZZ_NOW, &e) == 0) {
 		if (ext4_size_bytes(x) != gi.new_blocks * gi.blocksize)
 			abort();
 		ext4_close(x, NULL);

@@ -143,7 +143,7 @@ main(int argc, char **argv)
 	struct pep_err e = { 0, "" };
 	struct ext4 *x = NULL;
 	uint64_t off, epoch = 1700000000;
-	int i = 1, r;
+	int i = 1, r, rw, fd;
 
 	if (argc > 2 && strcmp(argv[1], "-t") == 0) {
 		if (parse_u64(argv[2], &epoch) < 0) {
@@ -157,8 +157,15 @@ main(int argc, char **argv)
 		    "[ARGS]...\n");
 		return 2;
 	}
-	r = ext4_open(&x, argv[i], argv[i], off, needs_rw(argc, argv, i + 2),
-	    (time_t)epoch, &e);
+	rw = needs_rw(argc, argv, i + 2);
+	fd = open(argv[i], (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "ext4-edit: %s: %s\n", argv[i],
+		    strerror(errno));
+		return 1;
+	}
+	r = ext4_open(&x, fd, argv[i], off, rw, (time_t)epoch, &e);
+	close(fd);	/* the handle holds its own descriptor */
 	if (r == 0)
 		r = run(x, argc, argv, i + 2, &e);
 	if (x != NULL && r < 0)

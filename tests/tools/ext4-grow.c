@@ -27,12 +27,10 @@ grow(const char *img, uint64_t off, uint64_t bytes, time_t t,
 	fd = open(img, O_RDWR | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return pep_errf(e, 2, "%s: cannot open", img);
-	if ((uint64_t)st.st_size < off + bytes &&
-	    ftruncate(fd, (off_t)(off + bytes)) < 0) {
-		close(fd);
-		return pep_errf(e, 2, "%s: cannot extend", img);
-	}
-	r = ext4_open(&x, img, img, off, 1, t, e);
+	r = ext4_open(&x, fd, img, off, 1, t, e);
+	if (r == 0 && (uint64_t)st.st_size < off + bytes &&
+	    ftruncate(fd, (off_t)(off + bytes)) < 0)
+		r = pep_errf(e, 2, "%s: cannot extend", img);
 	if (r == 0) {
 		/* One fsync when everything is written, as pep-bake does. */
 		ext4_set_nosync(x);
