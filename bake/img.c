@@ -130,7 +130,7 @@ img_direct(struct img *im, uint64_t off, uint64_t *len, uint64_t *file_off)
 	*len = want;
 	if (im->ops->direct(im, off, len, file_off) != 1)
 		return 0;
-	/* Never trust a mapping that leaves the file: mmap would fault. */
+	/* Never trust a run that leaves the file. */
 	if (*len == 0 || *len > want || *file_off > im->file_size ||
 	    *len > im->file_size - *file_off)
 		return 0;
