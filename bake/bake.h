@@ -250,6 +250,11 @@ int ext4_grow(struct ext4 *x, int fd, uint64_t off, uint64_t max_bytes,
 /* ext4_place.c: place new group g's bitmaps and inode table as mke2fs
  * and resize2fs do (0, or -ENOSPC when they do not fit). */
 int ext4_place_group(struct struct_ext2_filsys *fs, unsigned int g);
+/* The free run ext2fs_get_free_blocks2 finds, found by skipping runs of
+ * set and clear bits (0, or -ENOSPC); exported for its unit test. */
+int ext4_place_find(struct struct_ext2_filsys *fs, unsigned long long start,
+    unsigned long long finish, unsigned long long num,
+    unsigned long long *ret);
 
 /* ------------------------------------------------------------------ */
 /* edit_text.c: line scanning for the text editors                    */
