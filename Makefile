@@ -204,8 +204,11 @@ fuzz: $(FUZZ_BIN)
 	sh tests/fuzz/run.sh $${PEP_FUZZ_SECONDS:-300}
 
 bench: all
+	@sh ci/install-deps.sh bench
 	sh tests/bench/bench-bake.sh
 	sh tests/bench/bench-grow.sh
+	sh tests/bench/bench-pepd.sh
+	sh tests/bench/bench-bridge.sh
 	sh tests/bench/bench-vsock.sh
 
 demo: deps

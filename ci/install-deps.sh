@@ -13,9 +13,13 @@ musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 # build the test guest (the kernel itself is fetched with apt-get download);
 # GRUB's EFI modules for tests/runner/mkefi.sh (grub-mkimage)
 RUN="qemu-system-x86 ovmf busybox-static cpio grub-efi-amd64-bin"
+# `make bench` only (ci/install-deps.sh bench): the references that
+# tests/bench/bench-pepd.sh and bench-bridge.sh measure against
+BENCH="squid nginx-light socat"
+[ "${1:-}" = bench ] || BENCH=""
 
 missing=""
-for p in $BUILD $TEST $RUN; do
+for p in $BUILD $TEST $RUN $BENCH; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
