@@ -362,19 +362,41 @@ bake_nocloud(struct bake *b, struct pep_err *e)
 	return rc;
 }
 
-/* The bytes the root filesystem may fill: its partition, or the disk. */
+/*
+ * The bytes the root filesystem has room for in layout l: its partition,
+ * or (no partition) the whole disk of `whole` bytes.
+ */
 static uint64_t
-bake_root_room(const struct bake *b)
+bake_root_room(const struct bake *b, const struct layout *l, uint64_t whole)
 {
-	const struct bake_report *r = b->r;
 	size_t i;
 
-	if (r->root_part == 0)
-		return b->target;
-	for (i = 0; i < r->after.nparts; i++)
-		if (r->after.parts[i].partno == r->root_part)
-			return r->after.parts[i].size;
+	if (b->r->root_part == 0)
+		return whole;
+	for (i = 0; i < l->nparts; i++)
+		if (l->parts[i].partno == b->r->root_part)
+			return l->parts[i].size;
 	return 0;
+}
+
+/*
+ * A filesystem larger than its partition or file (e2fsck: "the physical
+ * size of the device is ... blocks") is cut short: what lies past the end
+ * would read as zeros, and growing it would bury the loss.
+ */
+static int
+bake_check_fits(struct bake *b, struct pep_err *e)
+{
+	uint64_t had = bake_root_room(b, &b->r->before, b->r->virtual_size);
+	uint64_t fs = ext4_size_bytes(b->fs);
+
+	if (had == 0 || fs <= had)
+		return 0;
+	return pep_errf(e, PEP_ECORRUPT, "%s: the filesystem is %llu bytes "
+	    "but its %s only %llu: the image is truncated or the partition "
+	    "table is wrong (e2fsck would say the same)", b->o->input,
+	    (unsigned long long)fs, b->r->root_part ? "partition holds" :
+	    "file holds", (unsigned long long)had);
 }
 
 static int
@@ -396,8 +418,10 @@ bake_edits(struct bake *b, struct pep_err *e)
 		return rc;
 	ext4_set_nosync(b->fs);	/* out_commit fsyncs the whole output */
 	t = progress_now();
-	rc = ext4_grow(b->fs, b->out.fd, r->root_offset, bake_root_room(b),
-	    &r->grow, e);
+	rc = bake_check_fits(b, e);
+	if (rc == 0)
+		rc = ext4_grow(b->fs, b->out.fd, r->root_offset,
+		    bake_root_room(b, &r->after, b->target), &r->grow, e);
 	r->t_grow = progress_now() - t;
 	if (rc == 0)
 		rc = bake_consoles(b, e);

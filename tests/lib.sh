@@ -36,6 +36,14 @@ check_fail() {
 	else ok "$_d"; fi
 }
 
+# like DESCRIPTION TEXT REGEX: ok if TEXT matches the extended REGEX.
+like() {
+	if printf '%s\n' "$2" | grep -Eq -- "$3"; then ok "$1"; else
+		not_ok "$1"; diag "  got: $(printf '%s' "$2" | head -c 300)"
+		diag "  want: /$3/"
+	fi
+}
+
 # The Alpine minirootfs tarball for ARCH (default x86_64): ../shared/alpine,
 # then $PEP_FIXTURES, then Alpine's CDN with the sha512 checked.
 alpine_minirootfs() {

@@ -21,6 +21,11 @@ run_one() {	# name, command...
 	s=$(grep -c '^ok .*# SKIP' "$log")
 	f=$(grep -c '^not ok ' "$log")
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+	# A shell case calling a helper that does not exist keeps going and
+	# proves nothing: that is a failure too.
+	if grep -Eq '^[^ #]*\.sh: ([0-9]+: |line [0-9]+: )?[^ ]+: (command )?not found$' "$log"; then
+		f=$((f + 1)); echo "not ok - a command was not found" >>"$log"
+	fi
 	passed=$((passed + p - s)); skipped=$((skipped + s))
 	failed=$((failed + f))
 	if [ "$f" -gt 0 ]; then

@@ -127,6 +127,26 @@ no_root_fs() {
 	    --root-partition 7
 }
 
+# A filesystem bigger than the room it has (e2fsck: "the physical size of
+# the device is ... blocks"): growing it would hide the loss.
+fs_past_its_room() {
+	f=$IN/cut.ext4
+	mkfs.ext4 -q -F "$f" 64M >/dev/null 2>&1 || bail "mkfs.ext4 failed"
+	truncate -s 20M "$f"
+	expect_failure "bare ext4 cut short" "$f" "$f"
+	like "bare ext4 cut short: says so" "$(cat "$PEP_TMP/bake.err")" \
+	    'filesystem is 67108864 bytes but its file holds only 20971520'
+	f=$IN/cutpart.raw
+	fixture "$f" gpt cloudinit raw
+	end=$(sgdisk -i 2 "$f" | sed -n 's/^Last sector: \([0-9]*\).*/\1/p')
+	guid=$(sgdisk -i 2 "$f" | sed -n 's/^Partition unique GUID: //p')
+	sgdisk -d 2 -n "2:2048:$((end - 16384))" -u "2:$guid" "$f" \
+	    >/dev/null 2>&1 || bail "sgdisk failed"
+	expect_failure "root partition smaller than its filesystem" "$f" "$f"
+	like "root partition smaller than its filesystem: says so" \
+	    "$(cat "$PEP_TMP/bake.err")" 'but its partition holds only'
+}
+
 no_output_dir() {
 	f=$IN/nodir.raw
 	fixture "$f" gpt cloudinit raw
@@ -241,6 +261,7 @@ qcow2_l2_out_of_range
 qcow2_truncated
 qcow2_backing_file
 no_root_fs
+fs_past_its_room
 not_a_disk
 missing_input
 no_output_dir
