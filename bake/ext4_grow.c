@@ -375,8 +375,9 @@ grow_new_groups(ext2_filsys fs, const struct grow_old *o, int fd,
 	for (g = o->groups; g < fs->group_desc_count; g++)
 		grow_claim_backup(fs, g);
 	/*
-	 * No flush before the hole checks: libext2fs's cache only ever holds
-	 * blocks in use, and new tables go where the bitmap says free.
+	 * No flush before the hole checks: ext4_io.c buffers nothing, so the
+	 * file is what they see (and new tables only go where the bitmap
+	 * says free, where nothing is ever written).
 	 */
 	for (g = o->groups; g < fs->group_desc_count; g++) {
 		if (ext4_place_group(fs, g) < 0)
