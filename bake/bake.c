@@ -5,6 +5,7 @@
  * output its name.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,15 +16,6 @@
 
 #define BAKE_DEFAULT_SIZE (2ULL << 30)
 
-struct bake {
-	const struct bake_opts *o;
-	struct bake_report *r;
-	struct img *im;
-	struct out out;
-	struct ext4 *fs;
-	uint64_t target;
-	char label[512];	/* "<output> partition N", for messages */
-};
 
 static const struct console_target {
 	const char *path;
@@ -35,13 +27,17 @@ static const struct console_target {
 	{ "/etc/update-extlinux.conf", CONSOLE_UPDATE_EXTLINUX },
 };
 
-static void
-bake_warn(struct bake_report *r, const char *fmt, const char *arg)
+void
+bake_warn(struct bake_report *r, const char *fmt, ...)
 {
+	va_list ap;
+
 	if (r->nwarnings == sizeof(r->warnings) / sizeof(r->warnings[0]))
 		return;
-	snprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]), fmt,
-	    arg);
+	va_start(ap, fmt);
+	vsnprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]), fmt,
+	    ap);
+	va_end(ap);
 }
 
 static void
@@ -54,23 +50,6 @@ bake_edit(struct bake_report *r, const char *path, const char *action)
 	ed = &r->edits[r->nedits++];
 	snprintf(ed->path, sizeof(ed->path), "%s", path);
 	snprintf(ed->action, sizeof(ed->action), "%s", action);
-}
-
-/* Refuse -o naming the input itself (the rename would replace it). */
-static int
-bake_check_output(const struct bake_opts *o, struct pep_err *e)
-{
-	struct stat si, so;
-
-	if (stat(o->output, &so) < 0)
-		return 0;
-	if (S_ISDIR(so.st_mode))
-		return pep_errf(e, EISDIR, "%s: is a directory", o->output);
-	if (stat(o->input, &si) == 0 && si.st_dev == so.st_dev &&
-	    si.st_ino == so.st_ino)
-		return pep_errf(e, PEP_EUSAGE, "%s: output is the input file "
-		    "(the input is never modified)", o->output);
-	return 0;
 }
 
 static int
@@ -88,126 +67,8 @@ bake_target_size(struct bake *b, struct pep_err *e)
 		    "--size %llu is smaller than the disk (%llu bytes)",
 		    o->input, (unsigned long long)o->size,
 		    (unsigned long long)vs);
-	if (o->size % 512 != 0)
-		return pep_errf(e, PEP_EUSAGE, "--size %llu is not a "
-		    "multiple of 512 bytes", (unsigned long long)o->size);
 	b->target = o->size;
 	return 0;
-}
-
-/*
- * 1 if the ext4 at off is an OS root (has alpine-release/os-release).
- * A filesystem that cannot be opened leaves its reason in *why.
- */
-static int
-bake_is_root(struct bake *b, uint64_t off, int *alpine, struct pep_err *why)
-{
-	struct ext4 *x = NULL;
-	int found = 0;
-
-	*alpine = 0;
-	if (!ext4_probe(b->out.fd, off))
-		return 0;
-	if (ext4_open(&x, b->out.fd, b->o->input, off, 0, 1, why) < 0)
-		return 0;
-	if (ext4_exists(x, "/etc/alpine-release") == 1)
-		found = *alpine = 1;
-	else if (ext4_exists(x, "/etc/os-release") == 1)
-		found = 1;
-	ext4_abort(x);
-	return found;
-}
-
-static int
-bake_find_root(struct bake *b, struct pep_err *e)
-{
-	struct bake_report *r = b->r;
-	const struct part_info *p;
-	struct pep_err why = { 0, "" };
-	size_t i;
-	int alpine, best = 0;
-
-	for (i = 0; i < r->before.nparts; i++) {
-		p = &r->before.parts[i];
-		if (b->o->root_part && p->partno != b->o->root_part)
-			continue;
-		if (!bake_is_root(b, p->start, &alpine, &why) &&
-		    !b->o->root_part)
-			continue;
-		if (best == 0 || alpine) {
-			best = p->partno;
-			r->root_offset = p->start;
-		}
-		if (alpine)
-			break;
-	}
-	if (b->o->root_part && best == 0)
-		return pep_errf(e, PEP_ENOTFOUND, "%s: no partition %d",
-		    b->o->input, b->o->root_part);
-	if (best == 0 && why.code != 0)
-		return pep_errf(e, why.code, "%s", why.msg);
-	if (best == 0)
-		return pep_errf(e, PEP_ENOTFOUND, "%s: no partition holds an "
-		    "ext2/3/4 filesystem with /etc/alpine-release or "
-		    "/etc/os-release (use --root-partition N)", b->o->input);
-	if (!ext4_probe(b->out.fd, r->root_offset))
-		return pep_errf(e, PEP_EFORMAT, "%s: partition %d holds no "
-		    "ext2/3/4 filesystem", b->o->input, best);
-	r->root_part = best;
-	return 0;
-}
-
-static int
-bake_layout(struct bake *b, struct pep_err *e)
-{
-	struct bake_report *r = b->r;
-	uint64_t old = b->im->virtual_size;
-	int rc;
-
-	if (ext4_probe(b->out.fd, 0)) {
-		r->before.kind = r->after.kind = LAYOUT_NONE;
-		r->before.sector_size = r->after.sector_size = 512;
-		r->root_part = 0;
-		r->root_offset = 0;
-	} else {
-		rc = layout_read(b->out.fd, b->o->input, &r->before, e);
-		if (rc < 0)
-			return rc;
-		if (r->before.kind == LAYOUT_NONE)
-			return pep_errf(e, PEP_EFORMAT, "%s: no partition "
-			    "table and no ext2/3/4 filesystem on the disk",
-			    b->o->input);
-		rc = bake_find_root(b, e);
-		if (rc < 0)
-			return rc;
-	}
-	if (ftruncate(b->out.fd, (off_t)b->target) < 0)
-		return pep_errf(e, errno, "%s: cannot extend to %llu bytes: "
-		    "%s", b->o->output, (unsigned long long)b->target,
-		    strerror(errno));
-	r->output_size = b->target;
-	if (r->before.kind == LAYOUT_NONE)
-		return 0;
-	/*
-	 * Grow the root into whatever follows it, even when the disk keeps
-	 * its size; a root that is not last is refused only if the disk
-	 * grows (then its space would be unreachable).
-	 */
-	if (b->target == old && !layout_is_last(&r->before, r->root_part))
-		return layout_read(b->out.fd, b->o->output, &r->after, e);
-	return layout_grow(b->out.fd, b->o->output, old, r->root_part,
-	    &r->after, e);
-}
-
-static uint32_t
-le32_at(int fd, uint64_t off)
-{
-	uint8_t p[4] = { 0 };
-
-	if (pread(fd, p, sizeof(p), (off_t)off) != (ssize_t)sizeof(p))
-		return 0;
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	    (uint32_t)p[3] << 24;
 }
 
 /* --epoch, else $SOURCE_DATE_EPOCH (parsed by main), else the input
@@ -215,14 +76,13 @@ le32_at(int fd, uint64_t off)
 static time_t
 bake_epoch(struct bake *b)
 {
-	uint32_t t;
+	time_t t = 0;
 
-	if (b->o->epoch > 0)
+	if (b->o->epoch_set)
 		return b->o->epoch;
-	t = le32_at(b->out.fd, b->r->root_offset + 1024 + 48);	/* wtime */
-	if (t == 0)
-		t = le32_at(b->out.fd, b->r->root_offset + 1024 + 264);
-	return t != 0 ? (time_t)t : 1;
+	if (ext4_last_write(b->out.fd, b->r->root_offset, &t) < 0)
+		t = 0;
+	return t > INT32_MAX ? INT32_MAX : t;	/* inodes hold 32 bits */
 }
 
 static int
@@ -363,23 +223,6 @@ bake_nocloud(struct bake *b, struct pep_err *e)
 }
 
 /*
- * The bytes the root filesystem has room for in layout l: its partition,
- * or (no partition) the whole disk of `whole` bytes.
- */
-static uint64_t
-bake_root_room(const struct bake *b, const struct layout *l, uint64_t whole)
-{
-	size_t i;
-
-	if (b->r->root_part == 0)
-		return whole;
-	for (i = 0; i < l->nparts; i++)
-		if (l->parts[i].partno == b->r->root_part)
-			return l->parts[i].size;
-	return 0;
-}
-
-/*
  * A filesystem larger than its partition or file (e2fsck: "the physical
  * size of the device is ... blocks") is cut short: what lies past the end
  * would read as zeros, and growing it would bury the loss.
@@ -387,7 +230,7 @@ bake_root_room(const struct bake *b, const struct layout *l, uint64_t whole)
 static int
 bake_check_fits(struct bake *b, struct pep_err *e)
 {
-	uint64_t had = bake_root_room(b, &b->r->before, b->r->virtual_size);
+	uint64_t had = disk_room(b, &b->r->before, b->r->virtual_size);
 	uint64_t fs = ext4_size_bytes(b->fs);
 
 	if (had == 0 || fs <= had)
@@ -399,6 +242,27 @@ bake_check_fits(struct bake *b, struct pep_err *e)
 	    "file holds", (unsigned long long)had);
 }
 
+/* Grow the root filesystem into its room; a refusal for size gets the
+ * --size that would work. */
+static int
+bake_grow(struct bake *b, struct pep_err *e)
+{
+	struct bake_report *r = b->r;
+	char advice[256];
+	size_t len;
+	int rc;
+
+	rc = ext4_grow(b->fs, b->out.fd, r->root_offset,
+	    disk_room(b, &r->after, b->target), &r->grow, e);
+	if (rc < 0 && r->grow.limit_bytes != 0 && e != NULL) {
+		disk_size_advice(b, r->grow.limit_bytes, advice,
+		    sizeof(advice));
+		len = strlen(e->msg);
+		snprintf(e->msg + len, sizeof(e->msg) - len, "%s", advice);
+	}
+	return rc;
+}
+
 static int
 bake_edits(struct bake *b, struct pep_err *e)
 {
@@ -407,21 +271,22 @@ bake_edits(struct bake *b, struct pep_err *e)
 	int rc;
 
 	r->epoch = bake_epoch(b);
+	/* What the filesystem holds came from the input: name it so. */
 	if (r->root_part)
 		snprintf(b->label, sizeof(b->label), "%s partition %d",
-		    b->o->output, r->root_part);
+		    b->o->input, r->root_part);
 	else
-		snprintf(b->label, sizeof(b->label), "%s", b->o->output);
+		snprintf(b->label, sizeof(b->label), "%s", b->o->input);
 	rc = ext4_open(&b->fs, b->out.fd, b->label, r->root_offset, 1,
 	    r->epoch, e);
 	if (rc < 0)
 		return rc;
 	ext4_set_nosync(b->fs);	/* out_commit fsyncs the whole output */
+	ext4_set_io_name(b->fs, b->o->output);
 	t = progress_now();
 	rc = bake_check_fits(b, e);
 	if (rc == 0)
-		rc = ext4_grow(b->fs, b->out.fd, r->root_offset,
-		    bake_root_room(b, &r->after, b->target), &r->grow, e);
+		rc = bake_grow(b, e);
 	r->t_grow = progress_now() - t;
 	if (rc == 0)
 		rc = bake_consoles(b, e);
@@ -446,7 +311,7 @@ bake_run(const struct bake_opts *o, struct bake_report *r,
 
 	memset(r, 0, sizeof(*r));
 	progress_init(&p, o->quiet);
-	rc = bake_check_output(o, e);
+	rc = out_check(o->output, o->input, e);
 	if (rc == 0)
 		rc = img_open(&b.im, o->input, e);
 	if (rc < 0)
@@ -463,7 +328,7 @@ bake_run(const struct bake_opts *o, struct bake_report *r,
 	t = progress_now();
 	r->t_convert = t - t0;
 	if (rc == 0)
-		rc = bake_layout(&b, e);
+		rc = disk_layout(&b, e);
 	r->t_layout = progress_now() - t;
 	t = progress_now();
 	if (rc == 0)

@@ -114,6 +114,11 @@ struct out {
 	int fd;
 };
 
+/*
+ * Before any work: refuse an output name that exists and is not a regular
+ * file, is the input itself, or is longer than its directory allows.
+ */
+int out_check(const char *path, const char *input, struct pep_err *e);
 int out_create(struct out *o, const char *path, struct pep_err *e);
 /* fsync, give it its final name, fsync the directory. */
 int out_commit(struct out *o, struct pep_err *e);
@@ -135,6 +140,30 @@ int convert_run(struct img *im, int outfd, const char *outname,
     struct progress *p, struct convert_stats *st, struct pep_err *e);
 
 /* ------------------------------------------------------------------ */
+/* gpt.c: the GPT headers read directly                                */
+
+struct gpt_info {
+	int found;		/* a GPT signature, or an intact backup */
+	unsigned long sector_size;	/* 512 or 4096: where it was found */
+	int primary_ok;		/* header and entry-array CRC32s match */
+	int backup_ok;
+	uint64_t described_bytes;	/* the disk the primary describes */
+	uint64_t entries_sectors;	/* the primary's entry array */
+	uint64_t backup_lba;		/* the backup as found */
+	uint64_t backup_entries_lba;
+	uint64_t backup_entries_sectors;
+	uint8_t guid_primary[16];
+	uint8_t guid_backup[16];
+};
+
+/* Inspect the GPT (if any) of the disk of disk_bytes open at fd. */
+void gpt_inspect(int fd, uint64_t disk_bytes, struct gpt_info *gi);
+/* 1 if both copies are intact and name different disk GUIDs. */
+int gpt_guids_differ(const struct gpt_info *gi);
+/* A GUID as text, as sgdisk prints it. */
+void gpt_guid_str(const uint8_t g[16], char out[37]);
+
+/* ------------------------------------------------------------------ */
 /* layout.c: partition tables through libfdisk                        */
 
 enum layout_kind {
@@ -149,6 +178,8 @@ struct part_info {
 	int partno;		/* 1-based */
 	uint64_t start;		/* bytes */
 	uint64_t size;		/* bytes */
+	int nested;		/* MBR: a logical partition */
+	int container;		/* MBR: an extended partition */
 	char type[64];		/* GUID or MBR type code */
 	char uuid[40];		/* GPT unique GUID */
 	char name[80];		/* GPT name */
@@ -158,24 +189,47 @@ struct part_info {
 struct layout {
 	enum layout_kind kind;
 	unsigned long sector_size;
+	uint64_t disk_bytes;
+	struct gpt_info gpt;
 	size_t nparts;
 	struct part_info parts[LAYOUT_MAXPARTS];
 };
 
 const char *layout_kind_name(enum layout_kind k);
-/* Read the partition table of the image open at fd. */
-int layout_read(int fd, const char *name, struct layout *l,
-    struct pep_err *e);
 /*
- * The file behind fd has just been extended from old_size bytes.
- * Relocate the GPT backup to the new end (zeroing the stale old one) and
- * grow partition partno (1-based) to fill the disk. MBR: partno must be
- * the last partition. Fills *after with the new table.
+ * Read the partition table of the disk of disk_bytes open at fd, in the
+ * sector size its GPT was written for. A table that cannot be used is an
+ * error naming why: both GPT copies damaged, a GPT or a partition that
+ * reaches past the end (a truncated image).
  */
-int layout_grow(int fd, const char *name, uint64_t old_size, int partno,
+int layout_read(int fd, const char *name, uint64_t disk_bytes,
+    struct layout *l, struct pep_err *e);
+/*
+ * A GPT whose primary copy is damaged and backup intact is written anew
+ * from the backup, at the disk's current size (before it grows, while the
+ * backup is still where libfdisk looks). 1 if repaired, 0 if there was
+ * nothing to do, < 0 on error. Read the layout again after a repair.
+ */
+int layout_repair(int fd, const char *name, const struct layout *l,
+    struct pep_err *e);
+/* The largest p can be where it starts (MBR: up to sector 2^32 - 1). */
+uint64_t layout_max_part_bytes(const struct layout *l,
+    const struct part_info *p);
+/* Bytes the table keeps at the disk's end (GPT: backup entries+header). */
+uint64_t layout_tail_bytes(const struct layout *l);
+/* Partition partno, or NULL. */
+const struct part_info *layout_part(const struct layout *l, int partno);
+/* The first partition that starts after partno does, or NULL. */
+const struct part_info *layout_after(const struct layout *l, int partno);
+/*
+ * The file behind fd has just been extended to disk_bytes from the size
+ * before was read at. Relocate the GPT backup to the new end (zeroing the
+ * stale old one) and grow primary partition partno, which must be the
+ * last, to fill the disk, up to max_part_bytes. Fills *after.
+ */
+int layout_grow(int fd, const char *name, const struct layout *before,
+    int partno, uint64_t disk_bytes, uint64_t max_part_bytes,
     struct layout *after, struct pep_err *e);
-/* 1 if partition partno exists and no partition starts after it. */
-int layout_is_last(const struct layout *l, int partno);
 
 /* ------------------------------------------------------------------ */
 /* ext4fs.c: file access inside an ext2/3/4 filesystem via libext2fs  */
@@ -184,6 +238,9 @@ struct ext4;
 
 /* 1 if an ext2/3/4 superblock magic sits at byte offset off, else 0. */
 int ext4_probe(int fd, uint64_t off);
+/* The filesystem's last write time (else its creation time; 0 if
+ * neither was ever set), read from the superblock at off. 0 or -EINVAL. */
+int ext4_last_write(int fd, uint64_t off, time_t *t);
 /*
  * Open the filesystem at byte offset off of the file open on fd (which
  * the handle dups: the caller keeps its own). label names it in messages.
@@ -193,6 +250,9 @@ int ext4_open(struct ext4 **xp, int fd, const char *label, uint64_t off,
     int rw, time_t now, struct pep_err *e);
 /* Flush and close (NULL-safe). Returns an error only for rw handles. */
 int ext4_close(struct ext4 *x, struct pep_err *e);
+/* Failures to read or write the file name this file (the label names
+ * the filesystem and what it holds). */
+void ext4_set_io_name(struct ext4 *x, const char *name);
 /* Drop the handle without writing anything (NULL-safe): after a failure. */
 void ext4_abort(struct ext4 *x);
 /*
@@ -226,6 +286,50 @@ struct struct_io_manager;
 extern struct struct_io_manager *ext4_io_manager;
 
 /* ------------------------------------------------------------------ */
+/* ext4_quota.c: usage and project quota files                        */
+
+enum quota_type {
+	QUOTA_USR,
+	QUOTA_GRP,
+	QUOTA_PRJ,
+	QUOTA_NTYPES
+};
+
+struct quota_entry {
+	uint32_t id;
+	uint64_t ihard, isoft;	/* inode limits */
+	uint64_t inodes;	/* inodes in use */
+	uint64_t bhard, bsoft;	/* space limits, in 1 KiB units */
+	uint64_t space;		/* bytes in use */
+	uint64_t btime, itime;	/* grace deadlines */
+};
+
+struct quota_file {
+	uint32_t bgrace, igrace, flags;
+	struct quota_entry *ent;	/* sorted by id, each id once */
+	size_t n, cap;
+};
+
+/*
+ * Parse a vfsv1 quota file of the given type held in buf (untrusted:
+ * bounds and tree shape checked; an empty file is a fresh one). name is
+ * for messages. Free with quota_file_free.
+ */
+int quota_parse(const uint8_t *buf, size_t len, int type, const char *name,
+    struct quota_file *qf, struct pep_err *e);
+/* Write qf (entries sorted by id, unique) as a malloc'd file. 0/-ENOMEM. */
+int quota_build(const struct quota_file *qf, int type, uint8_t **out,
+    size_t *len);
+void quota_file_free(struct quota_file *qf);
+/*
+ * Count usage anew and rewrite each quota file of fs (open read-write,
+ * bitmaps loaded), keeping limits and grace times; now stamps the files.
+ * Does nothing for a filesystem without the quota feature.
+ */
+int ext4_quota_sync(struct struct_ext2_filsys *fs, time_t now,
+    const char *label, struct pep_err *e);
+
+/* ------------------------------------------------------------------ */
 /* ext4_grow.c: grow-only offline resize of an ext2/3/4 filesystem    */
 
 struct ext4_grow_info {
@@ -235,6 +339,7 @@ struct ext4_grow_info {
 	uint32_t old_groups;
 	uint32_t new_groups;
 	uint64_t itable_zeroed;	/* inode-table bytes that were not holes */
+	uint64_t limit_bytes;	/* a refusal for size: the most it can be */
 };
 
 /*
@@ -280,6 +385,8 @@ enum console_file {
  * them appended. Nothing else changes. *out is malloc'd; *changed tells
  * whether it differs from in.
  */
+/* 0 if c is a usable console= value, else PEP_EUSAGE with the reason. */
+int console_check(const char *c, struct pep_err *e);
 int console_rewrite(enum console_file kind, const char *in, size_t inlen,
     const char *const *consoles, size_t ncons, char **out, size_t *outlen,
     int *changed, struct pep_err *e);
@@ -309,6 +416,7 @@ struct bake_opts {
 	const char *consoles[BAKE_MAXCONSOLES];
 	size_t nconsoles;
 	time_t epoch;		/* timestamps written into the image */
+	int epoch_set;		/* epoch given (0 is a valid epoch) */
 	int quiet;
 };
 
@@ -338,6 +446,41 @@ struct bake_report {
 
 int bake_run(const struct bake_opts *o, struct bake_report *r,
     struct pep_err *e);
+/* Add a warning to the report (the first four are kept). */
+void bake_warn(struct bake_report *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* One bake's state, shared by bake.c and disk.c. */
+struct bake {
+	const struct bake_opts *o;
+	struct bake_report *r;
+	struct img *im;
+	struct out out;
+	struct ext4 *fs;
+	uint64_t target;	/* the output disk's size */
+	int grow_part;		/* the root partition grows */
+	uint64_t max_part;	/* ... to at most this many bytes */
+	int roots[LAYOUT_MAXPARTS];	/* every root partition found */
+	size_t nroots;
+	char label[512];	/* "<input> partition N", for messages */
+};
+
+/* ------------------------------------------------------------------ */
+/* disk.c: the root partition and the partition table                 */
+
+/*
+ * Find the root, decide how far its partition grows (refusing, with what
+ * would work, what cannot), extend the output to b->target and grow the
+ * table: fills r->before, r->after, r->root_part, r->root_offset.
+ */
+int disk_layout(struct bake *b, struct pep_err *e);
+/* The bytes the root filesystem has room for in l (the disk is whole
+ * bytes when there is no table). */
+uint64_t disk_room(const struct bake *b, const struct layout *l,
+    uint64_t whole);
+/* "; use --size of at most N ..." for a root that can reach limit bytes. */
+void disk_size_advice(const struct bake *b, uint64_t limit, char *buf,
+    size_t n);
 
 /* ------------------------------------------------------------------ */
 /* report.c: --json and the human summary                            */

@@ -418,25 +418,34 @@ scan_default_grub(const char *in, size_t inlen, struct ctx *cx)
 	cx->append = def && !any;
 }
 
+int
+console_check(const char *c, struct pep_err *e)
+{
+	const char *s;
+
+	if (c == NULL || c[0] == '\0')
+		return pep_errf(e, PEP_EUSAGE, "empty console name");
+	for (s = c; *s != '\0'; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f ||
+		    strchr("\"'`\\$;#", *s) != NULL)
+			return pep_errf(e, PEP_EUSAGE, "console \"%s\": "
+			    "blanks, quotes and shell characters are not "
+			    "allowed", c);
+	return 0;
+}
+
 static int
 check_consoles(const char *const *consoles, size_t ncons, struct pep_err *e)
 {
-	const char *s;
 	size_t i;
+	int rc;
 
 	if (ncons == 0)
 		return pep_errf(e, PEP_EUSAGE, "no console given");
 	for (i = 0; i < ncons; i++) {
-		s = consoles[i];
-		if (s == NULL || s[0] == '\0')
-			return pep_errf(e, PEP_EUSAGE, "empty console name");
-		for (; *s != '\0'; s++) {
-			if ((unsigned char)*s <= ' ' || *s == 0x7f ||
-			    strchr("\"'`\\$;#", *s) != NULL)
-				return pep_errf(e, PEP_EUSAGE, "console "
-				    "\"%s\": blanks, quotes and shell "
-				    "characters are not allowed", consoles[i]);
-		}
+		rc = console_check(consoles[i], e);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }

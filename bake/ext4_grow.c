@@ -151,7 +151,7 @@ grow_fit(ext2_filsys fs, blk64_t blocks, struct grow_plan *p,
  * would not. */
 static int
 grow_check_gdt(ext2_filsys fs, const struct grow_plan *p,
-    const char *label, struct pep_err *e)
+    const char *label, uint64_t *limit, struct pep_err *e)
 {
 	struct ext2_super_block *sb = fs->super;
 	unsigned long room = fs->desc_blocks + sb->s_reserved_gdt_blocks;
@@ -161,14 +161,16 @@ grow_check_gdt(ext2_filsys fs, const struct grow_plan *p,
 		return 0;
 	max_bytes = ((unsigned long long)room * EXT2_DESC_PER_BLOCK(sb) *
 	    sb->s_blocks_per_group + sb->s_first_data_block) * fs->blocksize;
-	if (p->desc_blocks > room)
+	if (p->desc_blocks > room) {
+		*limit = max_bytes;
 		return pep_errf(e, PEP_EUNSUPPORTED, "%s: growing to %llu "
 		    "blocks needs %lu group descriptor blocks but only %lu "
 		    "(%lu + %u reserved) exist: resize2fs would move blocks "
-		    "to make room, pep-bake grows only in place; use --size "
-		    "of at most %llu bytes, or resize2fs", label,
-		    (unsigned long long)p->blocks, p->desc_blocks, room,
-		    fs->desc_blocks, sb->s_reserved_gdt_blocks, max_bytes);
+		    "to make room, pep-bake grows only in place, to at most "
+		    "%llu bytes", label, (unsigned long long)p->blocks,
+		    p->desc_blocks, room, fs->desc_blocks,
+		    sb->s_reserved_gdt_blocks, max_bytes);
+	}
 	if (p->desc_blocks + sb->s_first_data_block > sb->s_blocks_per_group)
 		return pep_errf(e, PEP_EUNSUPPORTED, "%s: too many block "
 		    "group descriptors for that size", label);
@@ -177,7 +179,7 @@ grow_check_gdt(ext2_filsys fs, const struct grow_plan *p,
 
 static int
 grow_plan(ext2_filsys fs, uint64_t max_bytes, struct grow_plan *p,
-    const char *label, struct pep_err *e)
+    const char *label, uint64_t *limit, struct pep_err *e)
 {
 	blk64_t blocks = max_bytes / fs->blocksize;
 	int r;
@@ -189,14 +191,15 @@ grow_plan(ext2_filsys fs, uint64_t max_bytes, struct grow_plan *p,
 		blocks--;
 	if (blocks <= p->blocks)
 		return 0;
-	if (!ext2fs_has_feature_64bit(fs->super) && blocks > 1ULL << 32)
+	if (!ext2fs_has_feature_64bit(fs->super) && blocks > 1ULL << 32) {
+		*limit = ((1ULL << 32) - 1) * fs->blocksize;
 		return pep_errf(e, PEP_EUNSUPPORTED, "%s: a filesystem "
 		    "without the 64bit feature cannot pass 2^32-1 blocks "
-		    "(%llu bytes); use a smaller --size", label,
-		    (unsigned long long)((1ULL << 32) - 1) * fs->blocksize);
+		    "(%llu bytes)", label, (unsigned long long)*limit);
+	}
 	r = grow_fit(fs, blocks, p, label, e);
 	if (r == 0 && p->blocks > ext2fs_blocks_count(fs->super))
-		r = grow_check_gdt(fs, p, label, e);
+		r = grow_check_gdt(fs, p, label, limit, e);
 	return r;
 }
 
@@ -523,7 +526,7 @@ ext4_grow(struct ext4 *x, int fd, uint64_t off, uint64_t max_bytes,
 	gi->blocksize = fs->blocksize;
 	gi->old_blocks = gi->new_blocks = ext2fs_blocks_count(fs->super);
 	gi->old_groups = gi->new_groups = fs->group_desc_count;
-	r = grow_plan(fs, max_bytes, &p, label, e);
+	r = grow_plan(fs, max_bytes, &p, label, &gi->limit_bytes, e);
 	if (r < 0 || p.blocks == gi->old_blocks)
 		return r;
 	r = grow_refuse(fs, label, e);

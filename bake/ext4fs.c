@@ -11,6 +11,7 @@
  * touches the same inode; writing through a dangling symlink is refused.
  * Intermediate symlinks are always followed.
  */
+#include <endian.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -31,10 +32,19 @@
 struct ext4 {
 	ext2_filsys fs;
 	char *label;
+	char *io_name;	/* the file, for failures to read or write it */
 	int rw;
 	int nosync;	/* the caller fsyncs the file itself */
+	int changed;	/* something was written: quota usage is stale */
 	time_t now;
 };
+
+/* libext2fs passes the I/O layer's errno values through unchanged. */
+static int
+x_is_errno(errcode_t err)
+{
+	return err > 0 && err < 4096;
+}
 
 static int
 x_lib(struct ext4 *x, struct pep_err *e, errcode_t err, const char *path,
@@ -44,8 +54,26 @@ x_lib(struct ext4 *x, struct pep_err *e, errcode_t err, const char *path,
 
 	if (err == EXT2_ET_NO_MEMORY)
 		code = ENOMEM;
+	if (x_is_errno(err) && x->io_name != NULL)
+		return pep_errf(e, (int)err, "%s: %s: %s: %s: %s", x->io_name,
+		    x->label, path, what, strerror((int)err));
 	return pep_errf(e, code, "%s: %s: %s: %s", x->label, path, what,
 	    error_message(err));
+}
+
+int
+ext4_last_write(int fd, uint64_t off, time_t *t)
+{
+	struct ext2_super_block sb;
+
+	if (off > (uint64_t)INT64_MAX - 2048 ||
+	    pread(fd, &sb, sizeof(sb), (off_t)(off + 1024)) !=
+	    (ssize_t)sizeof(sb) || le16toh(sb.s_magic) != EXT2_SUPER_MAGIC)
+		return -EINVAL;
+	*t = (time_t)le32toh(sb.s_wtime);
+	if (*t == 0)
+		*t = (time_t)le32toh(sb.s_mkfs_time);
+	return 0;
 }
 
 int
@@ -123,6 +151,24 @@ check_geometry(struct ext4 *x, struct pep_err *e)
 	return 0;
 }
 
+/*
+ * The only time source libext2fs may use is fs->now, but it reads 0 there
+ * as "the wall clock". 1.47.1 and later have a flag meaning "0 is meant";
+ * 1.47.0 (Debian 12's, linked statically) stores fs->now only into 32-bit
+ * fields, so 2^32 writes a 0 there.
+ */
+static void
+set_lib_time(ext2_filsys fs, time_t now)
+{
+#ifdef EXT2_FLAG2_USE_FAKE_TIME
+	fs->now = now;
+	if (now == 0)
+		fs->flags2 |= EXT2_FLAG2_USE_FAKE_TIME;
+#else
+	fs->now = now != 0 ? now : (time_t)1 << 32;
+#endif
+}
+
 static int
 open_fs(struct ext4 *x, int fd, uint64_t off, struct pep_err *e)
 {
@@ -143,8 +189,7 @@ open_fs(struct ext4 *x, int fd, uint64_t off, struct pep_err *e)
 	if (err != 0)
 		return pep_errf(e, open_errcode(err), "%s: cannot open the "
 		    "filesystem: %s", x->label, error_message(err));
-	/* The only time source: libext2fs uses fs->now when non-zero. */
-	x->fs->now = x->now;
+	set_lib_time(x->fs, x->now);
 	return 0;
 }
 
@@ -159,10 +204,10 @@ ext4_open(struct ext4 **xp, int fd, const char *label, uint64_t off,
 	*xp = NULL;
 	/* So that error_message() knows the ext2 codes (idempotent). */
 	initialize_ext2_error_table();
-	/* 0 would mean "wall clock" to libext2fs; >2038 needs epoch bits. */
-	if (now <= 0 || now > INT32_MAX)
+	/* Past 2038 would need the inodes' epoch bits. */
+	if (now < 0 || now > INT32_MAX)
 		return pep_errf(e, PEP_EUSAGE, "%s: timestamp %lld out of "
-		    "range (1..%ld)", label, (long long)now, (long)INT32_MAX);
+		    "range (0..%ld)", label, (long long)now, (long)INT32_MAX);
 	x = calloc(1, sizeof(*x));
 	if (x == NULL)
 		return pep_errf(e, ENOMEM, "%s: out of memory", label);
@@ -213,13 +258,27 @@ ext4_set_nosync(struct ext4 *x)
 }
 
 void
+ext4_set_io_name(struct ext4 *x, const char *name)
+{
+	free(x->io_name);
+	x->io_name = strdup(name);
+}
+
+static void
+x_free(struct ext4 *x)
+{
+	free(x->label);
+	free(x->io_name);
+	free(x);
+}
+
+void
 ext4_abort(struct ext4 *x)
 {
 	if (x == NULL)
 		return;
 	ext2fs_free(x->fs);	/* nothing is written */
-	free(x->label);
-	free(x);
+	x_free(x);
 }
 
 int
@@ -230,6 +289,13 @@ ext4_close(struct ext4 *x, struct pep_err *e)
 
 	if (x == NULL)
 		return 0;
+	if (x->rw && x->changed) {
+		r = ext4_quota_sync(x->fs, x->now, x->label, e);
+		if (r < 0) {
+			ext4_abort(x);
+			return r;
+		}
+	}
 	if (x->rw) {
 		err = ext2fs_close2(x->fs, x->nosync ?
 		    EXT2_FLAG_FLUSH_NO_SYNC : 0);
@@ -237,13 +303,11 @@ ext4_close(struct ext4 *x, struct pep_err *e)
 			ext2fs_free(x->fs);
 		x->fs = NULL;
 		if (err != 0)
-			r = pep_errf(e, PEP_ELIB, "%s: writing the "
-			    "filesystem: %s", x->label, error_message(err));
+			r = x_lib(x, e, err, "/", "writing the filesystem");
 	} else {
 		ext2fs_free(x->fs);
 	}
-	free(x->label);
-	free(x);
+	x_free(x);
 	return r;
 }
 
@@ -666,12 +730,14 @@ create_file(struct ext4 *x, const char *path, const void *buf, size_t len,
 	return r;
 }
 
+/* Every change starts here: it also marks the quota usage stale. */
 static int
 check_rw(struct ext4 *x, const char *path, struct pep_err *e)
 {
 	if (!x->rw)
 		return pep_errf(e, PEP_EUSAGE, "%s: %s: filesystem opened "
 		    "read-only", x->label, path);
+	x->changed = 1;
 	return 0;
 }
 

@@ -82,6 +82,7 @@ usage_error(const char *fmt, const char *arg)
 static void
 parse_opt(struct bake_cli *c, int ch, const char *arg)
 {
+	struct pep_err e = { 0, "" };
 	long long n;
 
 	switch (ch) {
@@ -89,6 +90,9 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 	case 's':
 		if (cli_parse_size(arg, &c->o.size) < 0 || c->o.size == 0)
 			usage_error("invalid --size '%s'", arg);
+		if (c->o.size % 512 != 0)
+			usage_error("--size %s is not a multiple of 512 bytes",
+			    arg);
 		c->o.size_set = 1;
 		break;
 	case OPT_ROOT:
@@ -99,12 +103,16 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 	case OPT_CONSOLE:
 		if (c->o.nconsoles == BAKE_MAXCONSOLES)
 			usage_error("too many --console values (%s)", arg);
+		if (console_check(arg, &e) < 0)
+			usage_error("--console: %s", e.msg);
 		c->o.consoles[c->o.nconsoles++] = arg;
 		break;
 	case OPT_EPOCH:
-		if (cli_parse_num(arg, 1, INT32_MAX, &n) < 0)
-			usage_error("invalid --epoch '%s'", arg);
+		if (cli_parse_num(arg, 0, INT32_MAX, &n) < 0)
+			usage_error("invalid --epoch '%s' (seconds since 1970, "
+			    "0 to 2147483647)", arg);
 		c->o.epoch = (time_t)n;
+		c->o.epoch_set = 1;
 		break;
 	case OPT_JSON: c->json = 1; break;
 	case 'q': c->o.quiet = 1; break;
@@ -133,13 +141,19 @@ parse_args(struct bake_cli *c, int argc, char **argv)
 	c->o.input = argv[optind];
 	if (c->o.output == NULL)
 		usage_error("%s", "missing -o OUTPUT");
+	if (c->o.output[0] == '\0')
+		usage_error("%s", "-o: empty file name");
+	if (c->o.input[0] == '\0')
+		usage_error("%s", "INPUT: empty file name");
 	if (c->o.nconsoles == 0)
 		c->o.consoles[c->o.nconsoles++] = "hvc0";
 	env = getenv("SOURCE_DATE_EPOCH");
-	if (c->o.epoch == 0 && env != NULL && *env != '\0') {
-		if (cli_parse_num(env, 1, INT32_MAX, &ep) < 0)
-			usage_error("invalid SOURCE_DATE_EPOCH '%s'", env);
+	if (!c->o.epoch_set && env != NULL && *env != '\0') {
+		if (cli_parse_num(env, 0, INT32_MAX, &ep) < 0)
+			usage_error("invalid SOURCE_DATE_EPOCH '%s' (seconds "
+			    "since 1970, 0 to 2147483647)", env);
 		c->o.epoch = (time_t)ep;
+		c->o.epoch_set = 1;
 	}
 }
 
@@ -190,7 +204,7 @@ main(int argc, char **argv)
 	if (rc < 0) {
 		log_warnx("%s", e.msg[0] ? e.msg : pep_strerror(rc));
 		free(r);
-		return BAKE_EXIT_ERROR;
+		return rc == -PEP_EUSAGE ? BAKE_EXIT_USAGE : BAKE_EXIT_ERROR;
 	}
 	for (i = 0; i < r->nwarnings; i++)
 		log_warnx("warning: %s", r->warnings[i]);

@@ -8,7 +8,27 @@
 #include <cjson/cJSON.h>
 
 #include "../common/log.h"
+#include "../common/utf8.h"
 #include "bake.h"
+
+/*
+ * Add a string that may hold any bytes (file names, partition names, a
+ * message quoting them): JSON must be UTF-8, so invalid bytes become
+ * U+FFFD.
+ */
+static void
+report_str(cJSON *obj, const char *key, const char *s)
+{
+	char *clean = utf8_sanitize(s != NULL ? s : "");
+
+	if (clean == NULL)
+		return;
+	if (obj != NULL && cJSON_IsArray(obj))
+		cJSON_AddItemToArray(obj, cJSON_CreateString(clean));
+	else
+		cJSON_AddStringToObject(obj, key, clean);
+	free(clean);
+}
 
 static cJSON *
 report_parts(const struct layout *l)
@@ -25,9 +45,9 @@ report_parts(const struct layout *l)
 		cJSON_AddNumberToObject(p, "number", pi->partno);
 		cJSON_AddNumberToObject(p, "start", (double)pi->start);
 		cJSON_AddNumberToObject(p, "size", (double)pi->size);
-		cJSON_AddStringToObject(p, "type", pi->type);
-		cJSON_AddStringToObject(p, "uuid", pi->uuid);
-		cJSON_AddStringToObject(p, "name", pi->name);
+		report_str(p, "type", pi->type);
+		report_str(p, "uuid", pi->uuid);
+		report_str(p, "name", pi->name);
 		cJSON_AddNumberToObject(p, "attrs", (double)pi->attrs);
 		cJSON_AddItemToArray(arr, p);
 	}
@@ -44,8 +64,8 @@ report_edits(const struct bake_report *r)
 		ed = cJSON_CreateObject();
 		if (ed == NULL)
 			break;
-		cJSON_AddStringToObject(ed, "path", r->edits[i].path);
-		cJSON_AddStringToObject(ed, "action", r->edits[i].action);
+		report_str(ed, "path", r->edits[i].path);
+		report_str(ed, "action", r->edits[i].action);
 		cJSON_AddItemToArray(arr, ed);
 	}
 	return arr;
@@ -90,18 +110,18 @@ report_json(const struct bake_opts *o, const struct bake_report *r)
 
 	if (j == NULL)
 		return NULL;
-	cJSON_AddStringToObject(j, "input", o->input);
-	cJSON_AddStringToObject(j, "input_format", r->input_format);
+	report_str(j, "input", o->input);
+	report_str(j, "input_format", r->input_format);
 	cJSON_AddNumberToObject(j, "virtual_size", (double)r->virtual_size);
-	cJSON_AddStringToObject(j, "output", o->output);
+	report_str(j, "output", o->output);
 	cJSON_AddNumberToObject(j, "output_size", (double)r->output_size);
-	cJSON_AddStringToObject(j, "layout", layout_kind_name(r->before.kind));
+	report_str(j, "layout", layout_kind_name(r->before.kind));
 	cJSON_AddItemToObject(j, "partitions_before", report_parts(&r->before));
 	cJSON_AddItemToObject(j, "partitions_after", report_parts(&r->after));
 	cJSON_AddNumberToObject(j, "root_partition", r->root_part);
 	cJSON_AddNumberToObject(j, "root_offset", (double)r->root_offset);
 	cJSON_AddItemToObject(j, "filesystem", report_fs(r));
-	cJSON_AddStringToObject(j, "bootstrap", r->bootstrap);
+	report_str(j, "bootstrap", r->bootstrap);
 	cJSON_AddItemToObject(j, "edits", report_edits(r));
 	cJSON_AddNumberToObject(j, "epoch", (double)r->epoch);
 	cJSON_AddNumberToObject(j, "bytes_read", (double)r->conv.bytes_read);
@@ -110,7 +130,7 @@ report_json(const struct bake_opts *o, const struct bake_report *r)
 	cJSON_AddItemToObject(j, "timings", report_timings(r));
 	w = cJSON_AddArrayToObject(j, "warnings");
 	for (i = 0; w != NULL && i < r->nwarnings; i++)
-		cJSON_AddItemToArray(w, cJSON_CreateString(r->warnings[i]));
+		report_str(w, NULL, r->warnings[i]);
 	s = cJSON_Print(j);
 	cJSON_Delete(j);
 	return s;

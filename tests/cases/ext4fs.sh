@@ -246,8 +246,28 @@ fails_with() {
 }
 check "relative path refused" fails_with "not an absolute path" \
 	"$T/err.base" 0 write etc/x "$T/small"
-check "timestamp 0 refused" sh -c "'$EDIT' -t 0 '$T/err.base' 0 \
-	read /etc/hello 2>&1 | grep -q 'out of range'"
+check "timestamp past 2038 refused" sh -c "'$EDIT' -t 2147483648 \
+	'$T/err.base' 0 read /etc/hello 2>&1 | grep -q 'out of range'"
+# Epoch 0 is valid (SOURCE_DATE_EPOCH=0): libext2fs reads fs->now == 0 as
+# "the wall clock", so every time written must still come out as 0.
+cp "$T/err.base" "$T/zero.img"
+check "timestamp 0: edits succeed" "$EDIT" -t 0 "$T/zero.img" 0 \
+	write /etc/zero "$T/small" write /etc/hello "$T/small" mkdir /z/y
+zero_times() {	# path: every time field 0x00000000
+	_st=$(dbg "$T/zero.img" "stat $1")
+	[ "$(echo "$_st" | grep -Ec '^ *(c|m|a|cr)time: 0x00000000(:00000000)? ')" \
+	    -eq 4 ]
+}
+for _p in /etc/zero /z /z/y; do
+	check "timestamp 0: $_p created with every time 0" zero_times "$_p"
+done
+check "timestamp 0: replaced file's mtime 0" sh -c "debugfs -R \
+	'stat /etc/hello' '$T/zero.img' 2>/dev/null | grep -Eq \
+	'^ *mtime: 0x00000000(:00000000)? '"
+like "timestamp 0: superblock last write time 0" \
+	"$(dumpe2fs -h "$T/zero.img" 2>/dev/null | grep '^Last write time')" \
+	'Thu Jan  1 00:00:00 1970'
+check "timestamp 0: e2fsck -fn clean" e2fsck -fn "$T/zero.img"
 debugfs -w -R "ssv state 3" "$T/err.base" >/dev/null 2>&1
 check "errors flag refused" fails_with "errors flag set" \
 	"$T/err.base" 0 read /etc/hello
