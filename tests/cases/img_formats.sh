@@ -2,7 +2,9 @@
 # Container readers (bake/img*.c) against qemu-img 7.2: every VHD and qcow2
 # flavour qemu-img writes must read back byte-identical to qemu-img convert
 # -O raw, with the virtual size qemu-img info reports, without changing
-# the input. Uses $BUILD/img-dump.
+# the input; a qcow2's map must call data and holes what qemu-img map
+# calls them (so holes stay holes in pep-bake's sparse output). Uses
+# $BUILD/img-dump.
 . "$(dirname "$0")/../lib.sh"
 
 DUMP=$TOP/$BUILD/img-dump
@@ -62,6 +64,34 @@ PY
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
+# mapdiff QEMUFMT FILE MAP: compare img-dump's map (MAP: "start length
+# data|zero" lines) with qemu-img map's data flags, both merged into runs;
+# prints the first difference, exits 1 if there is one.
+mapdiff() {
+	qemu-img map --output=json -f "$1" "$2" >"$T/qmap.json" &&
+	python3 - "$T/qmap.json" "$3" <<'PY'
+import json, sys
+
+def runs(ext):
+    out = []
+    for start, length, data in ext:
+        if out and out[-1][2] == data and out[-1][0] + out[-1][1] == start:
+            out[-1][1] += length
+        else:
+            out.append([start, length, data])
+    return out
+
+q = runs((e["start"], e["length"], e["data"])
+         for e in json.load(open(sys.argv[1])))
+m = runs((int(a), int(b), c == "data")
+         for a, b, c in (l.split() for l in open(sys.argv[2])))
+for a, b in zip(q + [None] * len(m), m + [None] * len(q)):
+    if a != b:
+        print("qemu-img map %s, img-dump %s" % (a, b))
+        sys.exit(1)
+PY
+}
+
 # roundtrip NAME FILE QEMUFMT WANTFMT: img-dump vs qemu-img.
 roundtrip() {
 	_name=$1 _f=$2 _qf=$3 _want=$4
@@ -69,7 +99,8 @@ roundtrip() {
 	_vs=$(qemu-img info --output=json -f "$_qf" "$_f" |
 	    sed -n 's/.*"virtual-size": *\([0-9]*\).*/\1/p')
 	qemu-img convert -f "$_qf" -O raw "$_f" "$T/ref.raw"
-	if ! "$DUMP" "$_f" "$T/out.raw" >"$T/dump.out" 2>"$T/dump.err"; then
+	if ! "$DUMP" "$_f" "$T/out.raw" "$T/map.txt" >"$T/dump.out" \
+	    2>"$T/dump.err"; then
 		not_ok "$_name: img-dump failed: $(cat "$T/dump.err")"
 		return
 	fi
@@ -81,6 +112,8 @@ roundtrip() {
 	    cmp "$T/out.raw" "$T/ref.raw"
 	check "$_name: qemu-img compare agrees" \
 	    qemu-img compare -q -f "$_qf" -F raw "$_f" "$T/out.raw"
+	[ "$_qf" = qcow2 ] && check "$_name: data and holes as qemu-img map" \
+	    mapdiff "$_qf" "$_f" "$T/map.txt"
 	if [ "$(sha "$_f")" = "$_sum" ]; then ok "$_name: input unchanged"
 	else not_ok "$_name: input changed"; fi
 }
