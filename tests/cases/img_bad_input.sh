@@ -19,6 +19,9 @@ fi
 #   vhd-bat INDEX HEX           BAT entry
 #   put64 OFF HEX               8 bytes anywhere
 #   qcow2-l1 INDEX HEX          L1 entry
+#   qcow2-comp nsect N          the first compressed cluster (first L2
+#   qcow2-comp zap AT HEX       table): its additional-sector count,
+#   qcow2-comp put FILE         bytes at AT of its data, or FILE over it
 patch() {
 	python3 - "$@" <<'PY'
 import os, struct, sys
@@ -65,6 +68,30 @@ with open(path, "r+b") as f:
         l1 = struct.unpack(">Q", f.read(8))[0]
         f.seek(l1 + 8 * int(a[0]))
         f.write(bytes.fromhex(a[1]))
+    elif cmd == "qcow2-comp":
+        f.seek(0)
+        h = f.read(112)
+        cb = struct.unpack(">I", h[20:24])[0]
+        es = 16 if struct.unpack(">Q", h[72:80])[0] & 16 else 8
+        f.seek(struct.unpack(">Q", h[40:48])[0])
+        l2 = struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00
+        f.seek(l2)
+        tab = f.read(1 << cb)
+        ent = [struct.unpack(">Q", tab[i:i + 8])[0]
+               for i in range(0, len(tab), es)]
+        i = next(i for i, e in enumerate(ent) if e >> 62 & 1)
+        shift = 62 - (cb - 8)
+        host = ent[i] & ((1 << shift) - 1)
+        if a[0] == "nsect":
+            e = ent[i] & ~(((1 << (cb - 8)) - 1) << shift)
+            f.seek(l2 + es * i)
+            f.write(struct.pack(">Q", e | int(a[1]) << shift))
+        elif a[0] == "zap":
+            f.seek(host + int(a[1]))
+            f.write(bytes.fromhex(a[2]))
+        elif a[0] == "put":
+            f.seek(host)
+            f.write(open(a[1], "rb").read())
 PY
 }
 
@@ -94,6 +121,14 @@ bad() {
 	fi
 }
 
+# qemu_refuses NAME FILE: qemu-img cannot read FILE either (a copy: qemu
+# may mark an image it finds corrupt).
+qemu_refuses() {
+	cp "$2" "$T/qemu.qcow2"
+	check_fail "$1: qemu-img refuses it too" \
+	    qemu-img convert -f qcow2 -O raw "$T/qemu.qcow2" "$T/qemu.raw"
+}
+
 # A disk with data in its first and third 2 MiB blocks.
 RAW=$T/disk.raw
 truncate -s 8M "$RAW"
@@ -101,6 +136,12 @@ dd if=/dev/urandom of="$RAW" bs=64k count=4 conv=notrunc 2>/dev/null
 dd if=/dev/urandom of="$RAW" bs=64k seek=70 count=4 conv=notrunc 2>/dev/null
 qemu-img convert -f raw -O vpc "$RAW" "$T/dyn.vhd"
 qemu-img convert -f raw -O qcow2 "$RAW" "$T/good.qcow2"
+# Text that compresses to about 3/4: compressed clusters of many sectors.
+TEXT=$T/text.raw
+head -c 786432 /dev/urandom | base64 -w 0 >"$TEXT"
+truncate -s 1M "$TEXT"
+qemu-img convert -f raw -O qcow2 -c -o compression_type=zstd "$TEXT" \
+    "$T/zstd.qcow2"
 
 f=$T/truncated.vhd
 cp "$T/dyn.vhd" "$f"
@@ -177,16 +218,59 @@ cp "$T/good.qcow2" "$f"
 patch put64 "$f" 72 0000000000000100
 bad "qcow2 unknown incompatible feature" "$f" "incompatible features"
 
+f=$T/ctype2.qcow2
+cp "$T/zstd.qcow2" "$f"
+patch put64 "$f" 104 0200000000000000
+bad "qcow2 compression type 2" "$f" "compression type 2 is not supported"
+qemu_refuses "qcow2 compression type 2" "$f"
+
+f=$T/ctype-bit.qcow2
+cp "$T/zstd.qcow2" "$f"
+patch put64 "$f" 72 0000000000000000
+bad "qcow2 zstd without its feature bit" "$f" "incompatible feature bit"
+qemu_refuses "qcow2 zstd without its feature bit" "$f"
+
+f=$T/ctype0-bit.qcow2
+cp "$T/good.qcow2" "$f"
+patch put64 "$f" 72 0000000000000008
+bad "qcow2 zlib with the compression type bit" "$f" \
+    "incompatible feature bit set"
+qemu_refuses "qcow2 zlib with the compression type bit" "$f"
+
+f=$T/zstd-frame.qcow2
+cp "$T/zstd.qcow2" "$f"
+patch qcow2-comp "$f" zap 0 00000000
+bad "qcow2 zstd frame with a bad magic" "$f" \
+    "zstd compressed cluster at offset 0x"
+qemu_refuses "qcow2 zstd frame with a bad magic" "$f"
+
+f=$T/zstd-data.qcow2
+cp "$T/zstd.qcow2" "$f"
+patch qcow2-comp "$f" zap 40 ffffffffffffffffffffffffffffffff
+bad "qcow2 zstd frame with damaged data" "$f" \
+    "zstd compressed cluster at offset 0x"
+qemu_refuses "qcow2 zstd frame with damaged data" "$f"
+
+f=$T/zstd-short.qcow2
+cp "$T/zstd.qcow2" "$f"
+patch qcow2-comp "$f" nsect 0
+bad "qcow2 zstd frame cut short" "$f" "ends before a full cluster"
+qemu_refuses "qcow2 zstd frame cut short" "$f"
+
+# One frame of 128 KiB (zstd's own header says so): past a 64K cluster.
+head -c 131072 /dev/zero >"$T/zeros"
+f=$T/zstd-long.qcow2
+cp "$T/zstd.qcow2" "$f"
+zstd -q -c "$T/zeros" >"$T/frame"
+patch qcow2-comp "$f" put "$T/frame"
+bad "qcow2 zstd frame longer than the cluster" "$f" \
+    "frame runs past the end of the cluster"
+qemu_refuses "qcow2 zstd frame longer than the cluster" "$f"
+
 f=$T/extl2.qcow2
 if qemu-img create -q -f qcow2 -o extended_l2=on "$f" 8M 2>/dev/null; then
 	bad "qcow2 extended L2" "$f" "extended L2"
 else skip "qemu-img without extended_l2"; fi
-
-f=$T/zstd.qcow2
-if qemu-img create -q -f qcow2 -o compression_type=zstd "$f" 8M \
-    2>/dev/null; then
-	bad "qcow2 zstd compression" "$f" "zstd"
-else skip "qemu-img without zstd"; fi
 
 f=$T/datafile.qcow2
 if qemu-img create -q -f qcow2 -o data_file="$T/datafile.raw" "$f" 8M \

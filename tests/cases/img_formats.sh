@@ -169,6 +169,72 @@ qemu-io -f qcow2 -c 'write -z 0 64k' -c 'write -z 3M 1M' "$T/zero.qcow2" \
     >/dev/null 2>&1
 roundtrip "qcow2 zero clusters" "$T/zero.qcow2" qcow2 qcow2-v3
 
+# zstd compression (compression_type=1, v3 only): every cluster size
+# qemu allows, the frame of a 2 MiB cluster at libzstd's window limit.
+conv zstd.qcow2 -O qcow2 -c -o compression_type=zstd
+roundtrip "qcow2 zstd compressed" "$T/zstd.qcow2" qcow2 qcow2-v3
+conv zstd512.qcow2 -O qcow2 -c -o compression_type=zstd,cluster_size=512
+roundtrip "qcow2 zstd compressed 512-byte clusters" "$T/zstd512.qcow2" \
+    qcow2 qcow2-v3
+conv zstd2m.qcow2 -O qcow2 -c -o compression_type=zstd,cluster_size=2M
+roundtrip "qcow2 zstd compressed 2M clusters" "$T/zstd2m.qcow2" qcow2 \
+    qcow2-v3
+conv zstdplain.qcow2 -O qcow2 -o compat=1.1,compression_type=zstd
+roundtrip "qcow2 v3 zstd type, nothing compressed" "$T/zstdplain.qcow2" \
+    qcow2 qcow2-v3
+# zstd clusters next to plain, zero and unallocated ones.
+cp "$T/zstdplain.qcow2" "$T/zstdmix.qcow2"
+qemu-io -f qcow2 -c 'write -c -P 0x5a 0 64k' -c 'write -c -P 0 1M 64k' \
+    -c 'write -z 3M 64k' -c 'write -c -P 0xa5 4160k 64k' \
+    "$T/zstdmix.qcow2" >/dev/null 2>&1
+roundtrip "qcow2 zstd clusters among plain and zero ones" \
+    "$T/zstdmix.qcow2" qcow2 qcow2-v3
+
+# qemu decodes a zstd cluster as a stream until the cluster is full, so
+# it may hold several frames, skippable ones too, with any window libzstd
+# allows (qemu writes one frame, its size known). Such clusters put over
+# the compressed ones of a text disk (compressible, not by much).
+qcow2put() {	# FILE N BLOB: BLOB over the data of compressed cluster N
+	python3 - "$@" <<'PY'
+import struct, sys
+path, n, blob = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "rb").read()
+with open(path, "r+b") as f:
+    h = f.read(112)
+    cb = struct.unpack(">I", h[20:24])[0]
+    f.seek(struct.unpack(">Q", h[40:48])[0])
+    f.seek(struct.unpack(">Q", f.read(8))[0] & 0x00fffffffffffe00)
+    l2 = struct.unpack(">%dQ" % (1 << cb >> 3), f.read(1 << cb))
+    comp = [e for e in l2 if e >> 62 & 1]
+    shift = 62 - (cb - 8)
+    hosts = [e & ((1 << shift) - 1) for e in comp]
+    host = hosts[n]
+    room = ((comp[n] >> shift & ((1 << (cb - 8)) - 1)) + 1) * 512 - \
+        host % 512
+    # The next compressed cluster may start in this one's last sector.
+    room = min([room] + [h - host for h in hosts if h > host])
+    if len(blob) > room:
+        sys.exit("qcow2put: %d bytes, room for %d" % (len(blob), room))
+    f.seek(host)
+    f.write(blob)
+PY
+}
+head -c 393216 /dev/urandom | base64 -w 0 >"$T/text.raw"
+truncate -s 512k "$T/text.raw"
+qemu-img convert -f raw -O qcow2 -c -o compression_type=zstd \
+    "$T/text.raw" "$T/frames.qcow2"
+{ printf 'P*M\030\010\0\0\0skipped!'
+  head -c 32768 /dev/zero | tr '\0' a | zstd -q -c
+  head -c 32768 /dev/zero | tr '\0' b | zstd -q -c; } >"$T/blob"
+qcow2put "$T/frames.qcow2" 0 "$T/blob"
+{ printf x | zstd -q -c
+  { head -c 32768 "$T/text.raw"; head -c 32767 /dev/zero; } | zstd -q -c
+} >"$T/blob"
+qcow2put "$T/frames.qcow2" 1 "$T/blob"
+head -c 65536 /dev/zero | tr '\0' z | zstd -q --ultra -22 -c >"$T/blob"
+qcow2put "$T/frames.qcow2" 2 "$T/blob"
+roundtrip "qcow2 zstd clusters of several frames, skippable, 128M window" \
+    "$T/frames.qcow2" qcow2 qcow2-v3
+
 # Dynamic VHD written out of order by qemu (BAT entries not ascending).
 qemu-img create -q -f vpc "$T/ooo.vhd" 6M
 qemu-io -f vpc -c 'write -P 0x5a 5M 300k' -c 'write -P 0xa5 1000k 2M' \
