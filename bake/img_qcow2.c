@@ -1,7 +1,8 @@
 /*
- * qcow2 (versions 2 and 3), read-only: zlib or zstd compressed clusters
- * and zero clusters; no backing files, encryption, external data files or
- * extended L2 entries. The active L1 table is held in
+ * qcow2 (versions 2 and 3), read-only: zlib or zstd compressed clusters,
+ * zero clusters and extended L2 entries (32 subclusters per cluster, each
+ * allocated, unallocated or reading as zeros); no backing files,
+ * encryption or external data files. The active L1 table is held in
  * memory; one L2 table and one decompressed cluster are cached and one
  * zlib or zstd context is reused, so memory stays at a few clusters
  * whatever the image size. (A zstd frame may declare a window of up to
@@ -33,7 +34,22 @@
 #define QCOW_OFLAG_ZERO 1ull
 #define QCOW_MAX_L1 (32u << 20 >> 3)	/* qemu: 32 MiB of L1 table */
 #define QCOW_MAX_BACKING_NAME 1023
+#define QCOW_EXTL2_SC 32u	/* subclusters per cluster */
+#define QCOW_EXTL2_MIN_BITS 14	/* qemu: subclusters of 512 bytes or more */
 #define QCOW_ZSTD_WINDOWLOG_MAX 27	/* libzstd's default, as qemu has */
+
+/* One extended L2 entry as stored (qcow2.txt "Extended L2 Entries"). */
+struct qcow2_l2_ext {
+	uint8_t desc[8];	/* the standard 64-bit L2 entry */
+	uint8_t bitmap[8];	/* bit n: subcluster n allocated, n+32: zero */
+} __attribute__((packed));
+
+/* An L2 entry, decoded. */
+struct qcow2_l2e {
+	uint64_t desc;		/* cluster descriptor and flags */
+	uint64_t bitmap;	/* subcluster bitmap (0 without extended L2) */
+	uint64_t at;		/* file offset of the entry, 0: no L2 table */
+};
 
 /* Where a run of virtual bytes inside one cluster comes from. */
 enum qcow2_src {
@@ -51,7 +67,9 @@ struct qcow2_run {
 struct qcow2 {
 	unsigned cluster_bits;
 	uint32_t cluster_size;
+	unsigned sc_bits;	/* log2 of the subcluster (= cluster) size */
 	unsigned ctype;		/* QCOW_COMP_ZLIB or QCOW_COMP_ZSTD */
+	int extl2;		/* 128-bit L2 entries with subclusters */
 	uint64_t l2_entries;
 	uint32_t l1_size;	/* entries loaded (those covering the disk) */
 	uint64_t *l1;
@@ -144,10 +162,11 @@ qcow2_check_features(struct img *im, const uint8_t *h, uint32_t hlen,
 	if (inc & QCOW_INCOMPAT_DATAFILE)
 		return pep_errf(e, PEP_EUNSUPPORTED, "%s: qcow2 with an "
 		    "external data file is not supported", im->path);
-	if (inc & QCOW_INCOMPAT_EXTL2)
-		return pep_errf(e, PEP_EUNSUPPORTED, "%s: qcow2 with "
-		    "extended L2 entries (subclusters) is not supported",
-		    im->path);
+	if ((inc & QCOW_INCOMPAT_EXTL2) &&
+	    be32(h + 20) < QCOW_EXTL2_MIN_BITS)
+		return pep_errf(e, PEP_ECORRUPT, "%s: qcow2 with extended L2 "
+		    "entries needs clusters of at least 16 KiB (cluster_bits "
+		    "%u)", im->path, be32(h + 20));
 	return qcow2_check_ctype(im, inc, ctype, e);
 }
 
@@ -308,11 +327,20 @@ qcow2_alloc(struct img *im, struct qcow2 *q, struct pep_err *e)
 static void
 qcow2_geometry(struct qcow2 *q, const uint8_t *h, uint32_t hlen)
 {
+	uint64_t inc = be32(h + 4) == 3 ? be64(h + 72) : 0;
+
 	q->cluster_bits = be32(h + 20);
 	q->cluster_size = 1u << q->cluster_bits;
+	q->extl2 = (inc & QCOW_INCOMPAT_EXTL2) != 0;
 	q->ctype = be32(h + 4) == 3 && hlen > QCOW_V3_HDR ? h[104] :
 	    QCOW_COMP_ZLIB;
-	q->l2_entries = q->cluster_size / 8;
+	if (q->extl2) {
+		q->l2_entries = q->cluster_size / sizeof(struct qcow2_l2_ext);
+		q->sc_bits = q->cluster_bits - 5;	/* 32 subclusters */
+	} else {
+		q->l2_entries = q->cluster_size / 8;
+		q->sc_bits = q->cluster_bits;
+	}
 }
 
 static int
@@ -342,16 +370,18 @@ img_qcow2_open(struct img *im, struct pep_err *e)
 	return qcow2_alloc(im, q, e);
 }
 
-/* The L2 entry for the cluster at virtual offset off (0: unallocated). */
+/* The L2 entry for the cluster at virtual offset off (all 0: none). */
 static int
 qcow2_l2_entry(struct img *im, struct qcow2 *q, uint64_t off,
-    uint64_t *ent, struct pep_err *e)
+    struct qcow2_l2e *l2e, struct pep_err *e)
 {
 	uint64_t ci = off >> q->cluster_bits;
 	uint64_t l2 = q->l1[ci / q->l2_entries] & QCOW_OFFSET_MASK;
+	uint64_t i = ci % q->l2_entries;
+	const struct qcow2_l2_ext *x;
 	int r;
 
-	*ent = 0;
+	memset(l2e, 0, sizeof(*l2e));
 	if (l2 == 0)
 		return 0;
 	if (q->l2_off != l2) {
@@ -362,7 +392,59 @@ qcow2_l2_entry(struct img *im, struct qcow2 *q, uint64_t off,
 			return r;
 		q->l2_off = l2;
 	}
-	*ent = be64(q->l2 + ci % q->l2_entries * 8);
+	if (q->extl2) {
+		x = (const struct qcow2_l2_ext *)q->l2 + i;
+		l2e->desc = be64(x->desc);
+		l2e->bitmap = be64(x->bitmap);
+		l2e->at = l2 + i * sizeof(*x);
+	} else {
+		l2e->desc = be64(q->l2 + i * 8);
+		l2e->at = l2 + i * 8;
+	}
+	return 0;
+}
+
+/* Subclusters from sc on, to the cluster end at most, whose bit is sc's. */
+static unsigned
+qcow2_sc_same(uint32_t mask, unsigned sc)
+{
+	uint32_t m = mask >> sc;
+	unsigned n;
+
+	if (m & 1)
+		m = ~m;
+	n = m == 0 ? QCOW_EXTL2_SC : (unsigned)__builtin_ctz(m);
+	return n < QCOW_EXTL2_SC - sc ? n : QCOW_EXTL2_SC - sc;
+}
+
+/*
+ * The run at in-cluster offset pos of a standard cluster with subclusters:
+ * allocated ones hold data, the others (unallocated or zero) read as
+ * zeros. A bitmap qemu calls invalid is refused.
+ */
+static int
+qcow2_sub_run(struct img *im, struct qcow2 *q, uint32_t pos,
+    const struct qcow2_l2e *l2e, struct qcow2_run *run, struct pep_err *e)
+{
+	uint32_t alloc = (uint32_t)l2e->bitmap;
+	uint32_t both = alloc & (uint32_t)(l2e->bitmap >> 32);
+	unsigned sc = pos >> q->sc_bits;
+
+	if (both != 0)
+		return pep_errf(e, PEP_ECORRUPT, "%s: corrupt qcow2 "
+		    "subcluster bitmap 0x%016llx in the L2 entry at offset "
+		    "0x%llx: subcluster %d is both allocated and zero",
+		    im->path, (unsigned long long)l2e->bitmap,
+		    (unsigned long long)l2e->at, __builtin_ctz(both));
+	if (alloc != 0 && (l2e->desc & QCOW_OFFSET_MASK) == 0)
+		return pep_errf(e, PEP_ECORRUPT, "%s: corrupt qcow2 "
+		    "subcluster bitmap 0x%016llx in the L2 entry at offset "
+		    "0x%llx: subcluster %d is allocated in an unallocated "
+		    "cluster", im->path, (unsigned long long)l2e->bitmap,
+		    (unsigned long long)l2e->at, __builtin_ctz(alloc));
+	run->src = (alloc >> sc) & 1 ? QCOW_SRC_DATA : QCOW_SRC_ZERO;
+	run->len = ((uint64_t)qcow2_sc_same(alloc, sc) << q->sc_bits) -
+	    (pos & ((1u << q->sc_bits) - 1));
 	return 0;
 }
 
@@ -372,17 +454,27 @@ qcow2_run_at(struct img *im, struct qcow2 *q, uint64_t off,
     struct qcow2_run *run, struct pep_err *e)
 {
 	uint32_t pos = (uint32_t)(off & (q->cluster_size - 1));
-	uint64_t ent;
+	struct qcow2_l2e l2e;
 	int r;
 
-	r = qcow2_l2_entry(im, q, off, &ent, e);
+	r = qcow2_l2_entry(im, q, off, &l2e, e);
 	if (r < 0)
 		return r;
-	run->desc = ent;
+	run->desc = l2e.desc;
 	run->len = q->cluster_size - pos;
-	if (ent & QCOW_OFLAG_COMPRESSED)
+	if (l2e.desc & QCOW_OFLAG_COMPRESSED) {
 		run->src = QCOW_SRC_COMPRESSED;
-	else if ((ent & QCOW_OFLAG_ZERO) || (ent & QCOW_OFFSET_MASK) == 0)
+		if (l2e.bitmap == 0)
+			return 0;
+		return pep_errf(e, PEP_ECORRUPT, "%s: corrupt qcow2 L2 entry "
+		    "at offset 0x%llx: compressed cluster with a non-zero "
+		    "subcluster bitmap 0x%016llx", im->path,
+		    (unsigned long long)l2e.at,
+		    (unsigned long long)l2e.bitmap);
+	}
+	if (q->extl2)
+		return qcow2_sub_run(im, q, pos, &l2e, run, e);
+	if ((l2e.desc & QCOW_OFLAG_ZERO) || (l2e.desc & QCOW_OFFSET_MASK) == 0)
 		run->src = QCOW_SRC_ZERO;
 	else
 		run->src = QCOW_SRC_DATA;

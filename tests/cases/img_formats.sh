@@ -235,6 +235,49 @@ qcow2put "$T/frames.qcow2" 2 "$T/blob"
 roundtrip "qcow2 zstd clusters of several frames, skippable, 128M window" \
     "$T/frames.qcow2" qcow2 qcow2-v3
 
+# Extended L2 entries (32 subclusters a cluster): 16 KiB (qemu's smallest
+# with subclusters: 512-byte ones), 64 KiB and 2 MiB clusters, compressed
+# clusters (zlib and zstd) among them.
+conv extl2.qcow2 -O qcow2 -o extended_l2=on
+roundtrip "qcow2 extended L2" "$T/extl2.qcow2" qcow2 qcow2-v3
+conv extl2-16k.qcow2 -O qcow2 -o extended_l2=on,cluster_size=16k
+roundtrip "qcow2 extended L2 16K clusters" "$T/extl2-16k.qcow2" qcow2 \
+    qcow2-v3
+conv extl2-2m.qcow2 -O qcow2 -o extended_l2=on,cluster_size=2M
+roundtrip "qcow2 extended L2 2M clusters" "$T/extl2-2m.qcow2" qcow2 \
+    qcow2-v3
+conv extl2-c.qcow2 -O qcow2 -c -o extended_l2=on,cluster_size=16k
+roundtrip "qcow2 extended L2 compressed" "$T/extl2-c.qcow2" qcow2 qcow2-v3
+conv extl2-zstd.qcow2 -O qcow2 -c -o extended_l2=on,compression_type=zstd
+roundtrip "qcow2 extended L2 zstd compressed" "$T/extl2-zstd.qcow2" \
+    qcow2 qcow2-v3
+
+# Subclusters of every kind, written by qemu-io into the converted disk:
+# zeroed (write -z, with -u unmapped) in the middle of data, whole
+# clusters discarded and zeroed, discards of subcluster ranges (qemu
+# keeps those clusters), partial writes into unallocated clusters (the
+# rest of the cluster stays unallocated), a compressed cluster.
+cp "$T/extl2.qcow2" "$T/sub.qcow2"
+qemu-io -f qcow2 -c 'write -z 2k 6k' -c 'write -z -u 10k 2k' \
+    -c 'discard 128k 64k' -c 'write -P 0x5a 131k 3k' \
+    -c 'discard 1034k 4k' -c 'write -z 1048k 2k' \
+    -c 'write -P 0x77 4000k 1k' -c 'write -P 0x78 4006k 5k' \
+    -c 'write -c -P 0x66 5M 64k' -c 'write -z 5248k 64k' \
+    -c 'write -z -u 3M 1M' -c 'write -P 0x79 3080k 2k' \
+    "$T/sub.qcow2" >/dev/null 2>&1
+roundtrip "qcow2 extended L2 zero/unallocated subclusters" \
+    "$T/sub.qcow2" qcow2 qcow2-v3
+# 512-byte subclusters on an empty 16K-cluster disk.
+qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=16k \
+    "$T/sub16k.qcow2" 1M
+qemu-io -f qcow2 -c 'write -P 0x11 0 512' -c 'write -P 0x12 1536 1k' \
+    -c 'write -P 0x13 16k 16k' -c 'write -z 17k 512' \
+    -c 'write -z -u 20k 3k' -c 'write -z 64k 1k' -c 'write -P 0x14 70k 7k' \
+    -c 'write -c -P 0x15 96k 16k' -c 'write -P 0x16 1023k 1k' \
+    "$T/sub16k.qcow2" >/dev/null 2>&1
+roundtrip "qcow2 extended L2 512-byte subclusters" "$T/sub16k.qcow2" \
+    qcow2 qcow2-v3
+
 # Dynamic VHD written out of order by qemu (BAT entries not ascending).
 qemu-img create -q -f vpc "$T/ooo.vhd" 6M
 qemu-io -f vpc -c 'write -P 0x5a 5M 300k' -c 'write -P 0xa5 1000k 2M' \
