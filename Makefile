@@ -25,12 +25,13 @@ endif
 # bytes of a reproducible build; and a grow that takes milliseconds does
 # not spend a third of them loading and relocating a shared library.
 BAKE_STATIC_PKGS = ext2fs com_err
-BAKE_PKGS = $(BAKE_STATIC_PKGS) fdisk libcjson zlib
+BAKE_PKGS = $(BAKE_STATIC_PKGS) fdisk libcjson zlib libzstd
 BAKE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(BAKE_PKGS) 2>/dev/null)
 BAKE_LIBS := -Wl,-Bstatic \
 	$(shell $(PKG_CONFIG) --static --libs $(BAKE_STATIC_PKGS) 2>/dev/null) \
 	-Wl,-Bdynamic \
-	$(shell $(PKG_CONFIG) --libs fdisk libcjson zlib 2>/dev/null) -pthread
+	$(shell $(PKG_CONFIG) --libs fdisk libcjson zlib libzstd 2>/dev/null) \
+	-pthread
 
 PEPD_PKGS = libcurl libcjson libidn2
 PEPD_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PEPD_PKGS) 2>/dev/null)

@@ -4,9 +4,10 @@
 set -eu
 
 BUILD="build-essential pkg-config libext2fs-dev libfdisk-dev libarchive-dev
-libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev libidn2-dev"
+libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev libzstd-dev
+libidn2-dev"
 TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
-libclang-rt-14-dev xxd bc time python3 jq openssl iproute2 curl
+libclang-rt-14-dev xxd bc time python3 jq openssl iproute2 curl zstd
 nghttp2-server
 musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 # pep-run: QEMU, UEFI firmware, and what tests/runner/mkguest.sh needs to

@@ -1,14 +1,15 @@
 #!/bin/sh
 # One Alpine UEFI disk in every container format pep-bake reads (raw,
-# fixed and dynamic VHD, qcow2 v3 plain and compressed, qcow2 v2): the
-# baked outputs are byte-identical, the data survives, and the --json
-# report describes what happened.
+# fixed and dynamic VHD, qcow2 v3 plain, zlib and zstd compressed and with
+# extended L2 entries, qcow2 v2): the baked outputs are byte-identical,
+# the data survives, and the --json report describes what happened.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/fixtures/bakelib.sh"
 
 G=1073741824
 EPOCH=1700000000
-FORMATS="raw vhd-fixed vhd-dynamic qcow2 qcow2-compressed qcow2-v2"
+FORMATS="raw vhd-fixed vhd-dynamic qcow2 qcow2-compressed qcow2-v2
+qcow2-zstd qcow2-extl2 qcow2-extl2-zstd"
 
 # json FILE EXPR: a Python expression over the report r.
 json() {
@@ -19,12 +20,19 @@ print(json.dumps(v) if isinstance(v, (list, dict, bool)) or v is None
       else v)' "$1" "$2" 2>&1
 }
 
+qemu_qcow2() {	# file qemu-img-convert-options...: the raw fixture as qcow2
+	_q=$1; shift
+	fixture "$PEP_TMP/in.raw" gpt cloudinit raw
+	qemu-img convert -f raw -O qcow2 "$@" "$PEP_TMP/in.raw" "$_q"
+}
+
 make_input() {	# format file
 	case $1 in
-	qcow2-v2)
-		fixture "$PEP_TMP/in.raw" gpt cloudinit raw
-		qemu-img convert -f raw -O qcow2 -o compat=0.10 \
-		    "$PEP_TMP/in.raw" "$2" ;;
+	qcow2-v2)	qemu_qcow2 "$2" -o compat=0.10 ;;
+	qcow2-zstd)	qemu_qcow2 "$2" -c -o compression_type=zstd ;;
+	qcow2-extl2)	qemu_qcow2 "$2" -o extended_l2=on,cluster_size=16k ;;
+	qcow2-extl2-zstd)
+		qemu_qcow2 "$2" -c -o extended_l2=on,compression_type=zstd ;;
 	*)	fixture "$2" gpt cloudinit "$1" ;;
 	esac
 }
@@ -32,7 +40,7 @@ make_input() {	# format file
 # What the report must call each format.
 format_name() {
 	case $1 in
-	qcow2|qcow2-compressed)	echo qcow2-v3 ;;
+	qcow2|qcow2-compressed|qcow2-zstd|qcow2-extl2*) echo qcow2-v3 ;;
 	*)	echo "$1" ;;
 	esac
 }

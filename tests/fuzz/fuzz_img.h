@@ -3,7 +3,8 @@
  * fuzz_qcow2.c): the input goes into a memfd, is opened with img_open_fd
  * (any format may match; a target may force its format's magic with
  * FUZZ_MAGIC), and the whole virtual disk is mapped, checked for
- * verbatim runs, and, when small enough, read.
+ * verbatim runs, and, when small enough, read; the start of every run the
+ * map calls zero must read as zeros.
  */
 #ifndef PEP_FUZZ_IMG_H
 #define PEP_FUZZ_IMG_H
@@ -63,6 +64,21 @@ fuzz_read(struct img *im, uint8_t *buf, uint64_t off, uint64_t len)
 	}
 }
 
+/* A run img_map calls zero must read as zeros (its first chunk, here). */
+static void
+fuzz_zero(struct img *im, uint8_t *buf, uint64_t off, uint64_t len)
+{
+	struct pep_err e;
+	size_t n = len < FUZZ_CHUNK ? (size_t)len : FUZZ_CHUNK;
+	size_t i;
+
+	if (img_pread(im, buf, n, off, &e) < 0)
+		return;
+	for (i = 0; i < n; i++)
+		if (buf[i] != 0)
+			abort();
+}
+
 /* A verbatim run must lie inside the container file (convert mmaps it). */
 static void
 fuzz_direct(struct img *im, uint64_t off, uint64_t len)
@@ -92,6 +108,8 @@ fuzz_walk(struct img *im)
 		fuzz_direct(im, off, len);
 		if (kind == IMG_DATA && im->virtual_size <= FUZZ_MAX_READ)
 			fuzz_read(im, buf, off, len);
+		else if (kind == IMG_ZERO)
+			fuzz_zero(im, buf, off, len);
 		off += len;
 	}
 }

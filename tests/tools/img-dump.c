@@ -1,8 +1,10 @@
 /*
- * img-dump IMAGE OUT.raw: open IMAGE with pep-bake's container readers,
- * print "format=<fmt> virtual_size=<n>", write the whole virtual disk to
- * OUT.raw (zero runs left as holes). On error: the message on stderr as
- * one line, exit 1. A test tool for tests/cases/img_*.sh.
+ * img-dump IMAGE OUT.raw [MAP]: open IMAGE with pep-bake's container
+ * readers, print "format=<fmt> virtual_size=<n>", write the whole virtual
+ * disk to OUT.raw (zero runs left as holes) and, if MAP is given, every
+ * run img_map returned to MAP as "<start> <length> data|zero" lines. On
+ * error: the message on stderr as one line, exit 1. A test tool for
+ * tests/cases/img_*.sh.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,7 +59,8 @@ dump_data(struct img *im, int fd, const char *name, uint8_t *buf,
 }
 
 static int
-dump(struct img *im, int fd, const char *name, struct pep_err *e)
+dump(struct img *im, int fd, const char *name, FILE *map,
+    struct pep_err *e)
 {
 	uint8_t *buf;
 	uint64_t off = 0, len;
@@ -76,6 +79,10 @@ dump(struct img *im, int fd, const char *name, struct pep_err *e)
 		r = img_map(im, off, &len, e);
 		if (r < 0)
 			goto out;
+		if (map != NULL)
+			fprintf(map, "%llu %llu %s\n", (unsigned long long)off,
+			    (unsigned long long)len,
+			    r == IMG_DATA ? "data" : "zero");
 		if (r == IMG_DATA)
 			r = dump_data(im, fd, name, buf, off, len, e);
 		if (r < 0)
@@ -93,10 +100,11 @@ main(int argc, char **argv)
 {
 	struct pep_err e = { 0, "" };
 	struct img *im = NULL;
+	FILE *map = NULL;
 	int fd = -1, r;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: img-dump IMAGE OUT.raw\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: img-dump IMAGE OUT.raw [MAP]\n");
 		return 2;
 	}
 	r = img_open(&im, argv[1], &e);
@@ -110,12 +118,23 @@ main(int argc, char **argv)
 		r = pep_errf(&e, errno, "%s: %s", argv[2], strerror(errno));
 		goto out;
 	}
-	r = dump(im, fd, argv[2], &e);
+	if (argc == 4) {
+		map = fopen(argv[3], "we");
+		if (map == NULL) {
+			r = pep_errf(&e, errno, "%s: %s", argv[3],
+			    strerror(errno));
+			goto out;
+		}
+	}
+	r = dump(im, fd, argv[2], map, &e);
 	if (close(fd) != 0 && r == 0)
 		r = pep_errf(&e, errno, "%s: close: %s", argv[2],
 		    strerror(errno));
 	fd = -1;
 out:
+	if (map != NULL && fclose(map) != 0 && r == 0)
+		r = pep_errf(&e, errno, "%s: close: %s", argv[3],
+		    strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	img_close(im);
