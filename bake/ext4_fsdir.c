@@ -1,0 +1,1036 @@
+/*
+ * The fsdir backend for ext2/3/4, through libext2fs 1.47.0: nodes are
+ * inode numbers. Every timestamp comes from the caller (fs_meta's mtime)
+ * or the handle's now (ctime, crtime, and the mtime of a directory whose
+ * entries change), with nanoseconds as given: two runs on identical input
+ * write identical bytes.
+ *
+ * File data goes around libext2fs's block-at-a-time file writer: blocks
+ * are allocated a run at a time (ext2fs_fallocate, which places them as
+ * mke2fs would) and written with one pwrite per extent into the image.
+ * Blocks that are all zero stay holes. Inline-data files and files
+ * without extents (ext2/3) use libext2fs's own writer.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <et/com_err.h>
+
+#include "ext4_priv.h"
+
+#define X_INLINE_MAX	60	/* i_block: inline data always fits here */
+
+static struct ext4 *
+x_of(struct fsdir *d)
+{
+	return d->priv;
+}
+
+static ext2_filsys
+fs_of(struct fsdir *d)
+{
+	return x_of(d)->fs;
+}
+
+static int
+x_err(struct fsdir *d, struct pep_err *e, errcode_t err, const char *name,
+    const char *what)
+{
+	return ext4_lib_err(x_of(d), e, err, name, what);
+}
+
+/* Every change starts here: refused on a read-only handle, and it makes
+ * the quota usage stale (ext4_close counts it again). */
+static int
+x_change(struct fsdir *d, const char *name, struct pep_err *e)
+{
+	struct ext4 *x = x_of(d);
+
+	if (!x->rw)
+		return pep_errf(e, PEP_EUSAGE, "%s: %s: filesystem opened "
+		    "read-only", d->label, name);
+	x->changed = 1;
+	return 0;
+}
+
+static uint64_t
+x_root(struct fsdir *d)
+{
+	(void)d;
+	return EXT2_ROOT_INO;
+}
+
+static int
+x_read_large(struct fsdir *d, ext2_ino_t ino, struct ext2_inode_large *li,
+    struct pep_err *e)
+{
+	int isz = EXT2_INODE_SIZE(fs_of(d)->super);
+	errcode_t err;
+
+	if (isz > (int)sizeof(*li))
+		isz = sizeof(*li);
+	memset(li, 0, sizeof(*li));
+	err = ext2fs_read_inode_full(fs_of(d), ino, (struct ext2_inode *)li,
+	    isz);
+	if (err != 0)
+		return x_err(d, e, err, "inode", "reading");
+	return 0;
+}
+
+static int
+x_write_large(struct fsdir *d, ext2_ino_t ino, struct ext2_inode_large *li,
+    struct pep_err *e)
+{
+	int isz = EXT2_INODE_SIZE(fs_of(d)->super);
+	errcode_t err;
+
+	if (isz > (int)sizeof(*li))
+		isz = sizeof(*li);
+	err = ext2fs_write_inode_full(fs_of(d), ino, (struct ext2_inode *)li,
+	    isz);
+	if (err != 0)
+		return x_err(d, e, err, "inode", "writing");
+	return 0;
+}
+
+/* 1 if the large inode (of isz bytes) holds the field ending at end. */
+static int
+x_holds(const struct ext2_inode_large *li, int isz, size_t end)
+{
+	return isz > EXT2_GOOD_OLD_INODE_SIZE && end <= (size_t)isz &&
+	    end <= EXT2_GOOD_OLD_INODE_SIZE + (size_t)li->i_extra_isize;
+}
+
+#define X_END(f) (offsetof(struct ext2_inode_large, f) + \
+	sizeof(((struct ext2_inode_large *)NULL)->f))
+
+/* The *_extra word: nanoseconds << 2, epoch bits 0. */
+static uint32_t
+x_extra(uint32_t ns)
+{
+	return ns < 1000000000u ? ns << 2 : 0;
+}
+
+static int
+x_isz(struct fsdir *d)
+{
+	int isz = EXT2_INODE_SIZE(fs_of(d)->super);
+
+	return isz > (int)sizeof(struct ext2_inode_large) ?
+	    (int)sizeof(struct ext2_inode_large) : isz;
+}
+
+/* ctime (and with mtime, mtime) now; crtime too for a new inode. */
+static void
+x_stamp(struct fsdir *d, struct ext2_inode_large *li, int mtime, int born)
+{
+	uint32_t now = (uint32_t)d->now;
+	int isz = x_isz(d);
+
+	li->i_ctime = now;
+	if (mtime)
+		li->i_mtime = now;
+	if (x_holds(li, isz, X_END(i_ctime_extra)))
+		li->i_ctime_extra = 0;
+	if (mtime && x_holds(li, isz, X_END(i_mtime_extra)))
+		li->i_mtime_extra = 0;
+	if (born && x_holds(li, isz, X_END(i_crtime_extra))) {
+		li->i_crtime = now;
+		li->i_crtime_extra = 0;
+	}
+}
+
+/* A directory whose entries changed: its mtime and ctime become now. */
+static int
+x_touch_dir(struct fsdir *d, ext2_ino_t dir, struct pep_err *e)
+{
+	struct ext2_inode_large li;
+	int r;
+
+	r = x_read_large(d, dir, &li, e);
+	if (r < 0)
+		return r;
+	x_stamp(d, &li, 1, 0);
+	return x_write_large(d, dir, &li, e);
+}
+
+static void
+x_node(ext2_ino_t ino, const struct ext2_inode *in, struct fs_node *n)
+{
+	n->id = ino;
+	n->mode = in->i_mode;
+	n->nlink = in->i_links_count;
+	n->size = EXT2_I_SIZE(in);
+}
+
+static int
+x_lookup(struct fsdir *d, uint64_t dir, const char *name, struct fs_node *n,
+    struct pep_err *e)
+{
+	struct ext2_inode in;
+	ext2_ino_t ino;
+	errcode_t err;
+
+	err = ext2fs_lookup(fs_of(d), (ext2_ino_t)dir, name,
+	    (int)strlen(name), NULL, &ino);
+	if (err == EXT2_ET_FILE_NOT_FOUND)
+		return -ENOENT;
+	if (err == 0)
+		err = ext2fs_read_inode(fs_of(d), ino, &in);
+	if (err != 0)
+		return x_err(d, e, err, name, "looking up");
+	x_node(ino, &in, n);
+	return 0;
+}
+
+static int
+x_readlink(struct fsdir *d, uint64_t node, char *buf, size_t size,
+    struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	struct ext2_inode in;
+	ext2_file_t f = NULL;
+	unsigned int got = 0;
+	size_t len = 0;
+	errcode_t err;
+
+	err = ext2fs_read_inode(fs, (ext2_ino_t)node, &in);
+	if (err == 0 && !LINUX_S_ISLNK(in.i_mode))
+		err = EXT2_ET_INVALID_ARGUMENT;
+	if (err != 0)
+		return x_err(d, e, err, "symlink", "reading");
+	len = EXT2_I_SIZE(&in);
+	if (len + 1 > size || len > FS_SYMLINK_MAX)
+		return pep_errf(e, ENAMETOOLONG, "%s: a symlink's target is "
+		    "%zu bytes long", d->label, len);
+	if (ext2fs_is_fast_symlink(&in)) {
+		memcpy(buf, in.i_block, len);
+	} else {
+		err = ext2fs_file_open(fs, (ext2_ino_t)node, 0, &f);
+		if (err == 0)
+			err = ext2fs_file_read(f, buf, (unsigned int)len, &got);
+		if (f != NULL)
+			ext2fs_file_close(f);
+		if (err == 0 && got < len)
+			err = EXT2_ET_SHORT_READ;
+		if (err != 0)
+			return x_err(d, e, err, "symlink", "reading");
+	}
+	buf[len] = '\0';
+	if (memchr(buf, '\0', len) != NULL || len == 0)
+		return pep_errf(e, PEP_ECORRUPT, "%s: a symlink (inode %llu) "
+		    "with an empty or NUL-holding target", d->label,
+		    (unsigned long long)node);
+	return 0;
+}
+
+/* Link ino into dir, growing dir when it is full. */
+static errcode_t
+x_link_entry(ext2_filsys fs, ext2_ino_t dir, const char *name,
+    ext2_ino_t ino, int type)
+{
+	errcode_t err;
+
+	err = ext2fs_link(fs, dir, name, ino, type);
+	if (err != EXT2_ET_DIR_NO_SPACE)
+		return err;
+	err = ext2fs_expand_dir(fs, dir);
+	if (err != 0)
+		return err;
+	return ext2fs_link(fs, dir, name, ino, type);
+}
+
+static int
+x_filetype(uint32_t mode)
+{
+	switch (mode & LINUX_S_IFMT) {
+	case LINUX_S_IFREG: return EXT2_FT_REG_FILE;
+	case LINUX_S_IFDIR: return EXT2_FT_DIR;
+	case LINUX_S_IFLNK: return EXT2_FT_SYMLINK;
+	case LINUX_S_IFCHR: return EXT2_FT_CHRDEV;
+	case LINUX_S_IFBLK: return EXT2_FT_BLKDEV;
+	case LINUX_S_IFIFO: return EXT2_FT_FIFO;
+	case LINUX_S_IFSOCK: return EXT2_FT_SOCK;
+	default: return EXT2_FT_UNKNOWN;
+	}
+}
+
+/* Owner, permissions and times from m onto an inode being made. */
+static void
+x_apply_meta(struct fsdir *d, struct ext2_inode_large *li,
+    const struct fs_meta *m)
+{
+	int isz = x_isz(d);
+
+	li->i_mode = (uint16_t)((li->i_mode & LINUX_S_IFMT) |
+	    (m->mode & 07777));
+	li->i_uid = (uint16_t)m->uid;
+	ext2fs_set_i_uid_high(*li, m->uid >> 16);
+	li->i_gid = (uint16_t)m->gid;
+	ext2fs_set_i_gid_high(*li, m->gid >> 16);
+	li->i_atime = li->i_mtime = (uint32_t)m->mtime;
+	if (x_holds(li, isz, X_END(i_atime_extra)))
+		li->i_atime_extra = li->i_mtime_extra = x_extra(m->mtime_ns);
+	x_stamp(d, li, 0, 1);
+}
+
+/* The device number as the kernel's ext4 stores it. */
+static void
+x_set_rdev(struct ext2_inode_large *li, const struct fs_meta *m)
+{
+	uint32_t ma = m->rdev_major, mi = m->rdev_minor;
+
+	memset(li->i_block, 0, sizeof(li->i_block));
+	if (ma < 256 && mi < 256) {
+		li->i_block[0] = ma << 8 | mi;
+	} else {
+		li->i_block[1] = (mi & 0xff) | (ma & 0xfff) << 8 |
+		    (mi & ~0xffu) << 12;
+	}
+}
+
+/* A directory through ext2fs_mkdir, then given m. */
+static int
+x_make_dir(struct fsdir *d, ext2_ino_t dir, const char *name,
+    ext2_ino_t *ino, struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	errcode_t err;
+
+	err = ext2fs_mkdir(fs, dir, 0, name);
+	if (err == EXT2_ET_DIR_NO_SPACE) {
+		err = ext2fs_expand_dir(fs, dir);
+		if (err == 0)
+			err = ext2fs_mkdir(fs, dir, 0, name);
+	}
+	if (err == 0)
+		err = ext2fs_lookup(fs, dir, name, (int)strlen(name), NULL,
+		    ino);
+	if (err != 0)
+		return x_err(d, e, err, name, "making directory");
+	return 0;
+}
+
+static int
+x_make_symlink(struct fsdir *d, ext2_ino_t dir, const char *name,
+    const char *target, ext2_ino_t *ino, struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	errcode_t err;
+
+	err = ext2fs_symlink(fs, dir, 0, name, target);
+	if (err == EXT2_ET_DIR_NO_SPACE) {
+		err = ext2fs_expand_dir(fs, dir);
+		if (err == 0)
+			err = ext2fs_symlink(fs, dir, 0, name, target);
+	}
+	if (err == 0)
+		err = ext2fs_lookup(fs, dir, name, (int)strlen(name), NULL,
+		    ino);
+	if (err != 0)
+		return x_err(d, e, err, name, "making symlink");
+	return 0;
+}
+
+/* A regular file, device, FIFO or socket: a fresh inode, linked. */
+static int
+x_make_other(struct fsdir *d, ext2_ino_t dir, const char *name,
+    const struct fs_meta *m, ext2_ino_t *ino, struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	struct ext2_inode_large li;
+	ext2_extent_handle_t h;
+	errcode_t err;
+
+	err = ext2fs_new_inode(fs, dir, (int)m->mode, 0, ino);
+	if (err == 0)
+		err = x_link_entry(fs, dir, name, *ino, x_filetype(m->mode));
+	if (err != 0)
+		return x_err(d, e, err, name, "making");
+	ext2fs_inode_alloc_stats2(fs, *ino, +1, 0);
+	memset(&li, 0, sizeof(li));
+	li.i_mode = (uint16_t)m->mode;
+	li.i_links_count = 1;
+	if (LINUX_S_ISCHR(m->mode) || LINUX_S_ISBLK(m->mode))
+		x_set_rdev(&li, m);
+	if (LINUX_S_ISREG(m->mode) && ext2fs_has_feature_inline_data(
+	    fs->super)) {
+		li.i_flags |= EXT4_INLINE_DATA_FL;
+	} else if (LINUX_S_ISREG(m->mode) &&
+	    ext2fs_has_feature_extents(fs->super)) {
+		err = ext2fs_extent_open2(fs, *ino, (struct ext2_inode *)&li,
+		    &h);
+		if (err != 0)
+			return x_err(d, e, err, name, "making extents");
+		ext2fs_extent_free(h);
+	}
+	li.i_extra_isize = x_isz(d) > EXT2_GOOD_OLD_INODE_SIZE ?
+	    sizeof(li) - EXT2_GOOD_OLD_INODE_SIZE : 0;
+	x_apply_meta(d, &li, m);
+	err = ext2fs_write_new_inode(fs, *ino, (struct ext2_inode *)&li);
+	if (err == 0 && (li.i_flags & EXT4_INLINE_DATA_FL))
+		err = ext2fs_inline_data_init(fs, *ino);
+	if (err != 0)
+		return x_err(d, e, err, name, "writing its inode");
+	return 0;
+}
+
+static int
+x_make(struct fsdir *d, uint64_t dir, const char *name,
+    const struct fs_meta *m, const char *target, struct fs_node *n,
+    struct pep_err *e)
+{
+	struct ext2_inode_large li;
+	ext2_ino_t ino = 0;
+	int r;
+
+	r = x_change(d, name, e);
+	if (r < 0)
+		return r;
+	if (LINUX_S_ISDIR(m->mode))
+		r = x_make_dir(d, (ext2_ino_t)dir, name, &ino, e);
+	else if (LINUX_S_ISLNK(m->mode))
+		r = x_make_symlink(d, (ext2_ino_t)dir, name, target, &ino, e);
+	else
+		r = x_make_other(d, (ext2_ino_t)dir, name, m, &ino, e);
+	if (r == 0 && (LINUX_S_ISDIR(m->mode) || LINUX_S_ISLNK(m->mode))) {
+		r = x_read_large(d, ino, &li, e);
+		if (r == 0) {
+			x_apply_meta(d, &li, m);
+			r = x_write_large(d, ino, &li, e);
+		}
+	}
+	if (r == 0)
+		r = x_touch_dir(d, (ext2_ino_t)dir, e);
+	if (r == 0)
+		r = x_read_large(d, ino, &li, e);
+	if (r == 0)
+		x_node(ino, (struct ext2_inode *)&li, n);
+	return r;
+}
+
+static int
+x_link(struct fsdir *d, uint64_t dir, const char *name, uint64_t node,
+    struct pep_err *e)
+{
+	struct ext2_inode_large li;
+	errcode_t err;
+	int r;
+
+	r = x_change(d, name, e);
+	if (r < 0)
+		return r;
+	r = x_read_large(d, (ext2_ino_t)node, &li, e);
+	if (r < 0)
+		return r;
+	if (LINUX_S_ISDIR(li.i_mode))
+		return pep_errf(e, EPERM, "%s: %s: a hard link to a directory",
+		    d->label, name);
+	if (li.i_links_count == EXT2_LINK_MAX)
+		return pep_errf(e, EMLINK, "%s: %s: too many links", d->label,
+		    name);
+	err = x_link_entry(fs_of(d), (ext2_ino_t)dir, name, (ext2_ino_t)node,
+	    x_filetype(li.i_mode));
+	if (err != 0)
+		return x_err(d, e, err, name, "linking");
+	li.i_links_count++;
+	x_stamp(d, &li, 0, 0);
+	r = x_write_large(d, (ext2_ino_t)node, &li, e);
+	if (r == 0)
+		r = x_touch_dir(d, (ext2_ino_t)dir, e);
+	return r;
+}
+
+/* Free an inode that lost its last link: blocks, xattr block, bitmap. */
+static int
+x_free_inode(struct fsdir *d, ext2_ino_t ino, struct ext2_inode_large *li,
+    struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	errcode_t err = 0;
+
+	if (ext2fs_inode_has_valid_blocks2(fs, (struct ext2_inode *)li))
+		err = ext2fs_punch(fs, ino, (struct ext2_inode *)li, NULL, 0,
+		    ~0ULL);
+	if (err == 0)
+		err = ext2fs_free_ext_attr(fs, ino, li);
+	if (err != 0)
+		return x_err(d, e, err, "inode", "freeing");
+	ext2fs_inode_alloc_stats2(fs, ino, -1, LINUX_S_ISDIR(li->i_mode));
+	li->i_links_count = 0;
+	li->i_dtime = (uint32_t)d->now;
+	return x_write_large(d, ino, li, e);
+}
+
+/* 1 if directory ino holds nothing but "." and "..". */
+static int
+x_dir_empty_cb(struct ext2_dir_entry *de, int off, int bs, char *buf,
+    void *priv)
+{
+	int len = ext2fs_dirent_name_len(de), *empty = priv;
+
+	(void)off;
+	(void)bs;
+	(void)buf;
+	if (de->inode == 0 || (len == 1 && de->name[0] == '.') ||
+	    (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
+		return 0;
+	*empty = 0;
+	return DIRENT_ABORT;
+}
+
+static int
+x_unlink(struct fsdir *d, uint64_t dir, const char *name, struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	struct ext2_inode_large li, pi;
+	ext2_ino_t ino;
+	errcode_t err;
+	int r, empty = 1, isdir;
+
+	r = x_change(d, name, e);
+	if (r < 0)
+		return r;
+	err = ext2fs_lookup(fs, (ext2_ino_t)dir, name, (int)strlen(name),
+	    NULL, &ino);
+	if (err == EXT2_ET_FILE_NOT_FOUND)
+		return -ENOENT;
+	if (err != 0)
+		return x_err(d, e, err, name, "looking up");
+	r = x_read_large(d, ino, &li, e);
+	if (r < 0)
+		return r;
+	isdir = LINUX_S_ISDIR(li.i_mode);
+	if (isdir) {
+		err = ext2fs_dir_iterate(fs, ino, 0, NULL, x_dir_empty_cb,
+		    &empty);
+		if (err != 0)
+			return x_err(d, e, err, name, "reading directory");
+		if (!empty)
+			return pep_errf(e, ENOTEMPTY, "%s: %s: directory not "
+			    "empty", d->label, name);
+	}
+	err = ext2fs_unlink(fs, (ext2_ino_t)dir, name, ino, 0);
+	if (err != 0)
+		return x_err(d, e, err, name, "unlinking");
+	if (isdir) {
+		r = x_read_large(d, (ext2_ino_t)dir, &pi, e);
+		if (r == 0 && pi.i_links_count > 2)
+			pi.i_links_count--;	/* its ".." is gone */
+		if (r == 0)
+			r = x_write_large(d, (ext2_ino_t)dir, &pi, e);
+		li.i_links_count = 0;
+	} else if (li.i_links_count > 0) {
+		li.i_links_count--;
+	}
+	if (r == 0 && li.i_links_count == 0)
+		r = x_free_inode(d, ino, &li, e);
+	else if (r == 0) {
+		x_stamp(d, &li, 0, 0);
+		r = x_write_large(d, ino, &li, e);
+	}
+	if (r == 0)
+		r = x_touch_dir(d, (ext2_ino_t)dir, e);
+	return r;
+}
+
+/* ------------------------------------------------------------- data */
+
+static int
+x_is_zero(const uint8_t *p, size_t len)
+{
+	static const uint8_t zero[64];
+
+	if (len <= sizeof(zero))
+		return memcmp(p, zero, len) == 0;
+	return memcmp(p, zero, sizeof(zero)) == 0 &&
+	    memcmp(p, p + sizeof(zero), len - sizeof(zero)) == 0;
+}
+
+static int
+x_pwrite(struct fsdir *d, const void *buf, size_t len, uint64_t pblk,
+    struct pep_err *e)
+{
+	struct ext4 *x = x_of(d);
+	uint64_t at = x->off + pblk * fs_of(d)->blocksize;
+	const uint8_t *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = pwrite(x->fd, p, len, (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return x_err(d, e, n < 0 ? errno : EIO, "data",
+			    "writing");
+		p += n;
+		len -= (size_t)n;
+		at += (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Blocks lblk.. of ino, count of them, hold data: allocate what is not
+ * allocated (one run, placed as mke2fs would) and write them one extent
+ * at a time.
+ */
+static int
+x_put_blocks(struct fsdir *d, ext2_ino_t ino, blk64_t lblk, blk64_t count,
+    const uint8_t *buf, struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	ext2_extent_handle_t h = NULL;
+	struct ext2fs_extent ex;
+	blk64_t done = 0, skip, n;
+	errcode_t err;
+	int r = 0;
+
+	err = ext2fs_fallocate(fs, EXT2_FALLOCATE_FORCE_INIT, ino, NULL, ~0ULL,
+	    lblk, count);
+	if (err == 0)
+		err = ext2fs_extent_open(fs, ino, &h);
+	if (err == 0)
+		err = ext2fs_extent_goto(h, lblk);
+	while (err == 0 && done < count) {
+		err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &ex);
+		if (err != 0)
+			break;
+		skip = lblk + done - ex.e_lblk;
+		if (lblk + done < ex.e_lblk || skip >= ex.e_len) {
+			err = EXT2_ET_EXTENT_NOT_FOUND;
+			break;
+		}
+		n = ex.e_len - skip;
+		if (n > count - done)
+			n = count - done;
+		r = x_pwrite(d, buf + done * fs->blocksize,
+		    (size_t)(n * fs->blocksize), ex.e_pblk + skip, e);
+		if (r < 0)
+			break;
+		done += n;
+		if (done < count)
+			err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT_LEAF, &ex);
+	}
+	ext2fs_extent_free(h);
+	if (r == 0 && err != 0)
+		r = x_err(d, e, err, "data", "allocating");
+	return r;
+}
+
+/* Whole blocks from lblk: runs of data written, runs of zeros punched
+ * where the file had data (left as holes where it had none). */
+static int
+x_put_whole(struct fsdir *d, ext2_ino_t ino, blk64_t lblk, blk64_t count,
+    const uint8_t *buf, uint64_t old_size, struct pep_err *e)
+{
+	unsigned int bs = fs_of(d)->blocksize;
+	blk64_t i = 0, j;
+	errcode_t err;
+	int zero, r;
+
+	while (i < count) {
+		zero = x_is_zero(buf + i * bs, bs);
+		for (j = i + 1; j < count &&
+		    x_is_zero(buf + j * bs, bs) == zero; j++)
+			;
+		if (!zero) {
+			r = x_put_blocks(d, ino, lblk + i, j - i, buf + i * bs,
+			    e);
+			if (r < 0)
+				return r;
+		} else if ((lblk + i) * bs < old_size) {
+			err = ext2fs_punch(fs_of(d), ino, NULL, NULL, lblk + i,
+			    lblk + j - 1);
+			if (err != 0)
+				return x_err(d, e, err, "data", "punching");
+		}
+		i = j;
+	}
+	return 0;
+}
+
+/* A part of one block: read-modify-write where it has a block. */
+static int
+x_put_part(struct fsdir *d, ext2_ino_t ino, uint64_t off, const uint8_t *p,
+    size_t len, uint64_t old_size, struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	unsigned int bs = fs->blocksize;
+	blk64_t lblk = off / bs, pblk = 0;
+	uint8_t *blk = NULL;
+	errcode_t err = 0;
+	int r;
+
+	if (lblk * bs < old_size)
+		err = ext2fs_bmap2(fs, ino, NULL, NULL, 0, lblk, NULL, &pblk);
+	if (err != 0)
+		return x_err(d, e, err, "data", "mapping");
+	if (pblk == 0 && x_is_zero(p, len))
+		return 0;
+	blk = calloc(1, bs);
+	if (blk == NULL)
+		return pep_errf(e, ENOMEM, "out of memory");
+	err = pblk != 0 ? io_channel_read_blk64(fs->io, pblk, 1, blk) : 0;
+	if (err != 0) {
+		free(blk);
+		return x_err(d, e, err, "data", "reading");
+	}
+	memcpy(blk + off % bs, p, len);
+	r = x_put_blocks(d, ino, lblk, 1, blk, e);
+	free(blk);
+	return r;
+}
+
+/* Through libext2fs's file writer (inline data, block-mapped files). */
+static int
+x_write_lib(struct fsdir *d, ext2_ino_t ino, uint64_t off, const void *buf,
+    size_t len, struct pep_err *e)
+{
+	ext2_file_t f = NULL;
+	unsigned int wrote = 0;
+	errcode_t err, err2;
+
+	err = ext2fs_file_open(fs_of(d), ino, EXT2_FILE_WRITE, &f);
+	if (err == 0)
+		err = ext2fs_file_llseek(f, off, EXT2_SEEK_SET, NULL);
+	if (err == 0 && len > 0)
+		err = ext2fs_file_write(f, buf, (unsigned int)len, &wrote);
+	if (err == 0 && wrote != len)
+		err = EXT2_ET_SHORT_WRITE;
+	err2 = f != NULL ? ext2fs_file_close(f) : 0;
+	if (err == 0)
+		err = err2;
+	if (err != 0)
+		return x_err(d, e, err, "data", "writing");
+	return 0;
+}
+
+/* Remove the inline-data xattr (system.data). */
+static errcode_t
+x_drop_system_data(ext2_filsys fs, ext2_ino_t ino)
+{
+	struct ext2_xattr_handle *h = NULL;
+	errcode_t err, err2;
+
+	err = ext2fs_xattrs_open(fs, ino, &h);
+	if (err != 0)
+		return err;
+	err = ext2fs_xattrs_read(h);
+	if (err == 0)
+		err = ext2fs_xattr_remove(h, "system.data");
+	err2 = ext2fs_xattrs_close(&h);
+	return err != 0 ? err : err2;
+}
+
+/*
+ * An inline-data file about to outgrow i_block: its bytes come out, the
+ * inline area goes, and the file becomes an empty extent-mapped one
+ * (1.47.0's own conversion first copies a whole write into a 3-block
+ * buffer). Its old bytes are returned, malloc'd, to be written back.
+ */
+static int
+x_uninline(struct fsdir *d, ext2_ino_t ino, uint8_t **old, size_t *oldlen,
+    struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	struct ext2_inode_large li;
+	ext2_extent_handle_t h;
+	size_t size = 0;
+	errcode_t err;
+	int r;
+
+	*old = malloc((size_t)EXT2_INODE_SIZE(fs->super) +
+	    EXT4_MIN_INLINE_DATA_SIZE);
+	if (*old == NULL)
+		return pep_errf(e, ENOMEM, "out of memory");
+	err = ext2fs_inline_data_get(fs, ino, NULL, *old, &size);
+	if (err == 0)
+		err = x_drop_system_data(fs, ino);
+	if (err != 0)
+		return x_err(d, e, err, "inline data", "converting");
+	*oldlen = size;
+	r = x_read_large(d, ino, &li, e);
+	if (r < 0)
+		return r;
+	memset(li.i_block, 0, sizeof(li.i_block));
+	li.i_flags &= ~(EXT4_INLINE_DATA_FL | EXT4_EXTENTS_FL);
+	li.i_size = li.i_size_high = 0;
+	err = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&li, &h);
+	if (err != 0)
+		return x_err(d, e, err, "inline data", "converting");
+	ext2fs_extent_free(h);
+	return x_write_large(d, ino, &li, e);
+}
+
+static int
+x_set_size_at_least(struct fsdir *d, ext2_ino_t ino, uint64_t size,
+    struct pep_err *e)
+{
+	struct ext2_inode_large li;
+	errcode_t err;
+	int r;
+
+	r = x_read_large(d, ino, &li, e);
+	if (r < 0 || EXT2_I_SIZE(&li) >= size)
+		return r;
+	err = ext2fs_inode_size_set(fs_of(d), (struct ext2_inode *)&li, size);
+	if (err != 0)
+		return x_err(d, e, err, "data", "setting the size");
+	return x_write_large(d, ino, &li, e);
+}
+
+/* The fast path: head part, whole blocks, tail part. */
+static int
+x_write_extents(struct fsdir *d, ext2_ino_t ino, uint64_t off,
+    const uint8_t *p, size_t len, uint64_t old_size, struct pep_err *e)
+{
+	unsigned int bs = fs_of(d)->blocksize;
+	size_t n;
+	int r = 0;
+
+	if (off % bs != 0) {
+		n = bs - off % bs < len ? bs - off % bs : len;
+		r = x_put_part(d, ino, off, p, n, old_size, e);
+		off += n;
+		p += n;
+		len -= n;
+	}
+	if (r == 0 && len >= bs) {
+		n = len / bs * bs;
+		r = x_put_whole(d, ino, off / bs, n / bs, p, old_size, e);
+		off += n;
+		p += n;
+		len -= n;
+	}
+	if (r == 0 && len > 0)
+		r = x_put_part(d, ino, off, p, len, old_size, e);
+	return r;
+}
+
+static int
+x_write(struct fsdir *d, uint64_t node, uint64_t off, const void *buf,
+    size_t len, struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	ext2_ino_t ino = (ext2_ino_t)node;
+	struct ext2_inode in;
+	uint8_t *old = NULL;
+	size_t oldlen = 0;
+	errcode_t err;
+	int r;
+
+	if (len == 0)
+		return 0;
+	if (len > UINT_MAX || off > UINT64_MAX - len)
+		return pep_errf(e, EFBIG, "%s: a write of %zu bytes at %llu",
+		    d->label, len, (unsigned long long)off);
+	err = ext2fs_read_inode(fs, ino, &in);
+	if (err != 0)
+		return x_err(d, e, err, "inode", "reading");
+	if ((in.i_flags & EXT4_INLINE_DATA_FL) && off + len <= X_INLINE_MAX)
+		return x_write_lib(d, ino, off, buf, len, e);
+	if (!(in.i_flags & (EXT4_EXTENTS_FL | EXT4_INLINE_DATA_FL)))
+		return x_write_lib(d, ino, off, buf, len, e);
+	if (in.i_flags & EXT4_INLINE_DATA_FL) {
+		r = x_uninline(d, ino, &old, &oldlen, e);
+		if (r == 0 && oldlen > 0)
+			r = x_write_extents(d, ino, 0, old, oldlen, 0, e);
+		if (r == 0)
+			r = x_set_size_at_least(d, ino, oldlen, e);
+		free(old);
+		if (r < 0)
+			return r;
+		in.i_size = (uint32_t)oldlen;
+		in.i_size_high = 0;
+	}
+	r = x_write_extents(d, ino, off, buf, len, EXT2_I_SIZE(&in), e);
+	if (r == 0)
+		r = x_set_size_at_least(d, ino, off + len, e);
+	return r;
+}
+
+static int
+x_truncate(struct fsdir *d, uint64_t node, uint64_t size, struct pep_err *e)
+{
+	int r;
+	ext2_file_t f = NULL;
+	errcode_t err, err2;
+
+	r = x_change(d, "data", e);
+	if (r < 0)
+		return r;
+	err = ext2fs_file_open(fs_of(d), (ext2_ino_t)node, EXT2_FILE_WRITE,
+	    &f);
+	if (err != 0)
+		return x_err(d, e, err, "data", "opening");
+	err = ext2fs_file_set_size2(f, size);
+	err2 = ext2fs_file_close(f);
+	if (err == 0)
+		err = err2;
+	if (err != 0)
+		return x_err(d, e, err, "data", "truncating");
+	return 0;
+}
+
+static int
+x_read(struct fsdir *d, uint64_t node, uint64_t off, void *buf, size_t len,
+    size_t *got, struct pep_err *e)
+{
+	struct ext2_inode in;
+	ext2_file_t f = NULL;
+	unsigned int n = 0;
+	uint64_t size;
+	errcode_t err;
+
+	*got = 0;
+	err = ext2fs_read_inode(fs_of(d), (ext2_ino_t)node, &in);
+	if (err != 0)
+		return x_err(d, e, err, "inode", "reading");
+	size = EXT2_I_SIZE(&in);
+	if (off >= size || len == 0)
+		return 0;
+	/* Never ask past the end: 1.47.0's inline read returns the whole
+	 * inline area, not i_size, when asked more. */
+	if (len > size - off)
+		len = (size_t)(size - off);
+	if (len > UINT_MAX)
+		len = UINT_MAX;
+	err = ext2fs_file_open(fs_of(d), (ext2_ino_t)node, 0, &f);
+	if (err == 0)
+		err = ext2fs_file_llseek(f, off, EXT2_SEEK_SET, NULL);
+	if (err == 0)
+		err = ext2fs_file_read(f, buf, (unsigned int)len, &n);
+	if (f != NULL)
+		ext2fs_file_close(f);
+	if (err != 0)
+		return x_err(d, e, err, "data", "reading");
+	*got = n;
+	return 0;
+}
+
+static int
+x_set_meta(struct fsdir *d, uint64_t node, unsigned what,
+    const struct fs_meta *m, struct pep_err *e)
+{
+	struct ext2_inode_large li;
+	int r;
+
+	r = x_change(d, "inode", e);
+	if (r < 0)
+		return r;
+	r = x_read_large(d, (ext2_ino_t)node, &li, e);
+	if (r < 0)
+		return r;
+	if (what & FS_SET_MODE)
+		li.i_mode = (uint16_t)((li.i_mode & LINUX_S_IFMT) |
+		    (m->mode & 07777));
+	if (what & FS_SET_OWNER) {
+		li.i_uid = (uint16_t)m->uid;
+		ext2fs_set_i_uid_high(li, m->uid >> 16);
+		li.i_gid = (uint16_t)m->gid;
+		ext2fs_set_i_gid_high(li, m->gid >> 16);
+	}
+	if (what & FS_SET_MTIME) {
+		li.i_mtime = (uint32_t)m->mtime;
+		if (x_holds(&li, x_isz(d), X_END(i_mtime_extra)))
+			li.i_mtime_extra = x_extra(m->mtime_ns);
+	}
+	x_stamp(d, &li, 0, 0);
+	return x_write_large(d, (ext2_ino_t)node, &li, e);
+}
+
+static int
+x_set_xattr(struct fsdir *d, uint64_t node, const char *name,
+    const void *val, size_t len, struct pep_err *e)
+{
+	int r;
+	struct ext2_xattr_handle *h = NULL;
+	errcode_t err, err2;
+
+	r = x_change(d, name, e);
+	if (r < 0)
+		return r;
+	err = ext2fs_xattrs_open(fs_of(d), (ext2_ino_t)node, &h);
+	if (err == 0)
+		err = ext2fs_xattrs_read(h);
+	if (err == 0 && val != NULL)
+		err = ext2fs_xattr_set(h, name, val, len);
+	else if (err == 0)
+		err = ext2fs_xattr_remove(h, name);
+	err2 = h != NULL ? ext2fs_xattrs_close(&h) : 0;
+	if (err == 0)
+		err = err2;
+	if (err != 0)
+		return x_err(d, e, err, name, "setting extended attribute");
+	return 0;
+}
+
+struct x_iter {
+	struct fsdir *d;
+	fs_iter_fn fn;
+	void *arg;
+	int stop;
+	errcode_t err;
+};
+
+static int
+x_iter_cb(struct ext2_dir_entry *de, int off, int bs, char *buf, void *priv)
+{
+	struct x_iter *it = priv;
+	char name[EXT2_NAME_LEN + 1];
+	int len = ext2fs_dirent_name_len(de);
+	struct ext2_inode in;
+	struct fs_node n;
+
+	(void)off;
+	(void)bs;
+	(void)buf;
+	if (de->inode == 0 || (len == 1 && de->name[0] == '.') ||
+	    (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
+		return 0;
+	memcpy(name, de->name, (size_t)len);
+	name[len] = '\0';
+	it->err = ext2fs_read_inode(fs_of(it->d), de->inode, &in);
+	if (it->err != 0)
+		return DIRENT_ABORT;
+	x_node(de->inode, &in, &n);
+	it->stop = it->fn(it->arg, name, &n);
+	return it->stop ? DIRENT_ABORT : 0;
+}
+
+static int
+x_iterate(struct fsdir *d, uint64_t dir, fs_iter_fn fn, void *arg,
+    struct pep_err *e)
+{
+	struct x_iter it = { d, fn, arg, 0, 0 };
+	errcode_t err;
+
+	err = ext2fs_dir_iterate(fs_of(d), (ext2_ino_t)dir, 0, NULL,
+	    x_iter_cb, &it);
+	if (err == 0)
+		err = it.err;
+	if (err != 0)
+		return x_err(d, e, err, "directory", "reading");
+	return it.stop;
+}
+
+const struct fsdir_ops ext4_fsdir_ops = {
+	.name = "ext4",
+	.root = x_root,
+	.lookup = x_lookup,
+	.readlink = x_readlink,
+	.make = x_make,
+	.link = x_link,
+	.unlink = x_unlink,
+	.write = x_write,
+	.truncate = x_truncate,
+	.read = x_read,
+	.set_meta = x_set_meta,
+	.set_xattr = x_set_xattr,
+	.iterate = x_iterate,
+};
