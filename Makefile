@@ -25,12 +25,13 @@ endif
 # bytes of a reproducible build; and a grow that takes milliseconds does
 # not spend a third of them loading and relocating a shared library.
 BAKE_STATIC_PKGS = ext2fs com_err
-BAKE_PKGS = $(BAKE_STATIC_PKGS) fdisk libcjson zlib libzstd
+BAKE_PKGS = $(BAKE_STATIC_PKGS) fdisk libcjson zlib libzstd libarchive
 BAKE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(BAKE_PKGS) 2>/dev/null)
 BAKE_LIBS := -Wl,-Bstatic \
 	$(shell $(PKG_CONFIG) --static --libs $(BAKE_STATIC_PKGS) 2>/dev/null) \
 	-Wl,-Bdynamic \
-	$(shell $(PKG_CONFIG) --libs fdisk libcjson zlib libzstd 2>/dev/null) \
+	$(shell $(PKG_CONFIG) --libs fdisk libcjson zlib libzstd libarchive \
+	2>/dev/null) \
 	-pthread
 
 PEPD_PKGS = libcurl libcjson libidn2
@@ -46,7 +47,8 @@ BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/out.c bake/convert.c bake/layout.c bake/ext4fs.c bake/ext4_grow.c \
 	bake/ext4_place.c bake/ext4_io.c bake/edit_text.c bake/edit_console.c \
 	bake/edit_nocloud.c bake/bake.c bake/report.c bake/gpt.c bake/disk.c \
-	bake/ext4_quota.c bake/ext4_fsdir.c bake/fsdir.c
+	bake/ext4_quota.c bake/ext4_fsdir.c bake/fsdir.c bake/content.c \
+	bake/tree.c bake/archive.c bake/setup.c
 BAKE_MAIN = bake/pep-bake.c
 
 PEPD_LIB_SRC = common/frame.c common/base64.c \

@@ -1,8 +1,12 @@
 /*
- * The bake pipeline: open the input by content, convert it into a sparse
- * raw output under a temporary name, grow the disk and its root partition,
- * edit the root filesystem through libext2fs, and only then give the
- * output its name.
+ * The bake pipeline as a list of steps run by one interpreter (as
+ * bubblewrap runs its SetupOp list): open the input by content, convert
+ * it into a sparse raw output under a temporary name, grow the disk and
+ * its root partition, open the root filesystem, grow it, make the image a
+ * pep guest (console, NoCloud), apply the content operations in the order
+ * given, close the filesystem (quota files recounted), and only then give
+ * the output its name. Each step is timed; the first failure stops the
+ * run and nothing is left under the output's name.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,41 +20,122 @@
 
 #define BAKE_DEFAULT_SIZE (2ULL << 30)
 
+/* ------------------------------------------------------------- report */
 
-static const struct console_target {
-	const char *path;
-	enum console_file kind;
-} console_targets[] = {
-	{ "/boot/grub/grub.cfg", CONSOLE_GRUB_CFG },
-	{ "/etc/default/grub", CONSOLE_DEFAULT_GRUB },
-	{ "/boot/extlinux.conf", CONSOLE_EXTLINUX },
-	{ "/etc/update-extlinux.conf", CONSOLE_UPDATE_EXTLINUX },
-};
-
-void
-bake_warn(struct bake_report *r, const char *fmt, ...)
+static int
+grow_array(void **v, size_t n, size_t *cap, size_t elem)
 {
-	va_list ap;
+	void *nv;
+	size_t c;
 
-	if (r->nwarnings == sizeof(r->warnings) / sizeof(r->warnings[0]))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]), fmt,
-	    ap);
-	va_end(ap);
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 8;
+	nv = realloc(*v, c * elem);
+	if (nv == NULL)
+		return -ENOMEM;
+	*v = nv;
+	*cap = c;
+	return 0;
 }
 
-static void
+void
+bake_warn(struct bake_report *r, const char *code, const char *path,
+    const char *fmt, ...)
+{
+	struct bake_warning *w;
+	char msg[1024];
+	va_list ap;
+
+	if (grow_array((void **)&r->warnings, r->nwarnings, &r->capw,
+	    sizeof(*w)) < 0) {
+		r->oom = 1;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	w = &r->warnings[r->nwarnings];
+	w->code = code;
+	w->path = strdup(path != NULL ? path : "");
+	w->msg = strdup(msg);
+	if (w->path == NULL || w->msg == NULL) {
+		free(w->path);
+		free(w->msg);
+		r->oom = 1;
+		return;
+	}
+	r->nwarnings++;
+}
+
+void
 bake_edit(struct bake_report *r, const char *path, const char *action)
 {
 	struct bake_edit *ed;
 
-	if (r->nedits == BAKE_MAXEDITS)
+	if (grow_array((void **)&r->edits, r->nedits, &r->cape,
+	    sizeof(*ed)) < 0) {
+		r->oom = 1;
 		return;
-	ed = &r->edits[r->nedits++];
-	snprintf(ed->path, sizeof(ed->path), "%s", path);
-	snprintf(ed->action, sizeof(ed->action), "%s", action);
+	}
+	ed = &r->edits[r->nedits];
+	ed->path = strdup(path);
+	ed->action = action;
+	if (ed->path == NULL)
+		r->oom = 1;
+	else
+		r->nedits++;
 }
+
+static void
+bake_time(struct bake_report *r, const char *step, const char *arg,
+    double seconds)
+{
+	struct bake_timing *t;
+
+	if (grow_array((void **)&r->timings, r->ntimings, &r->capt,
+	    sizeof(*t)) < 0) {
+		r->oom = 1;
+		return;
+	}
+	t = &r->timings[r->ntimings++];
+	t->step = step;
+	t->arg = arg != NULL ? strdup(arg) : NULL;
+	t->seconds = seconds;
+}
+
+double
+bake_seconds(const struct bake_report *r, const char *step)
+{
+	double s = 0;
+	size_t i;
+
+	for (i = 0; i < r->ntimings; i++)
+		if (strcmp(r->timings[i].step, step) == 0)
+			s += r->timings[i].seconds;
+	return s;
+}
+
+void
+bake_report_free(struct bake_report *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nwarnings; i++) {
+		free(r->warnings[i].path);
+		free(r->warnings[i].msg);
+	}
+	for (i = 0; i < r->nedits; i++)
+		free(r->edits[i].path);
+	for (i = 0; i < r->ntimings; i++)
+		free(r->timings[i].arg);
+	free(r->warnings);
+	free(r->edits);
+	free(r->timings);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ------------------------------------------------------------- steps */
 
 static int
 bake_target_size(struct bake *b, struct pep_err *e)
@@ -71,6 +156,43 @@ bake_target_size(struct bake *b, struct pep_err *e)
 	return 0;
 }
 
+/* The output name is usable, the input opens, the output is created. */
+static int
+step_open_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
+{
+	int rc;
+
+	(void)s;
+	rc = out_check(b->o->output, b->o->input, e);
+	if (rc == 0)
+		rc = img_open(&b->im, b->o->input, e);
+	if (rc < 0)
+		return rc;
+	snprintf(b->r->input_format, sizeof(b->r->input_format), "%s",
+	    b->im->format);
+	b->r->virtual_size = b->im->virtual_size;
+	rc = bake_target_size(b, e);
+	if (rc == 0)
+		rc = out_create(&b->out, b->o->output, e);
+	return rc;
+}
+
+static int
+step_convert_run(struct bake *b, const struct bake_step *s,
+    struct pep_err *e)
+{
+	(void)s;
+	return convert_run(b->im, b->out.fd, b->o->output, &b->p,
+	    &b->r->conv, e);
+}
+
+static int
+step_layout_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
+{
+	(void)s;
+	return disk_layout(b, e);
+}
+
 /* --epoch, else $SOURCE_DATE_EPOCH (parsed by main), else the input
  * root filesystem's last write time: same inputs, same bytes. */
 static time_t
@@ -83,143 +205,6 @@ bake_epoch(struct bake *b)
 	if (ext4_last_write(b->out.fd, b->r->root_offset, &t) < 0)
 		t = 0;
 	return t > INT32_MAX ? INT32_MAX : t;	/* inodes hold 32 bits */
-}
-
-static int
-bake_write(struct bake *b, const char *path, const char *buf, size_t len,
-    const char *action, struct pep_err *e)
-{
-	int rc = ext4_write_file(b->fs, path, buf, len, e);
-
-	if (rc == 0)
-		bake_edit(b->r, path, action);
-	return rc;
-}
-
-static int
-bake_console_one(struct bake *b, const struct console_target *t,
-    struct pep_err *e)
-{
-	char *in = NULL, *outb = NULL;
-	size_t inlen = 0, outlen = 0;
-	int rc, changed = 0;
-
-	rc = ext4_read_file(b->fs, t->path, &in, &inlen, e);
-	if (rc == -ENOENT) {
-		rc = 0;		/* a dangling symlink: nothing to patch */
-		goto out;
-	}
-	if (rc < 0)
-		goto out;
-	rc = console_rewrite(t->kind, in, inlen, b->o->consoles,
-	    b->o->nconsoles, &outb, &outlen, &changed, e);
-	if (rc < 0)
-		goto out;
-	if (changed)
-		rc = bake_write(b, t->path, outb, outlen, "patched", e);
-	else
-		bake_edit(b->r, t->path, "unchanged");
-out:
-	free(in);
-	free(outb);
-	return rc;
-}
-
-static int
-bake_consoles(struct bake *b, struct pep_err *e)
-{
-	size_t i, seen = 0;
-	int rc;
-
-	for (i = 0; i < sizeof(console_targets) / sizeof(console_targets[0]);
-	    i++) {
-		if (ext4_exists(b->fs, console_targets[i].path) != 1)
-			continue;
-		seen++;
-		rc = bake_console_one(b, &console_targets[i], e);
-		if (rc < 0)
-			return rc;
-	}
-	if (seen == 0)
-		bake_warn(b->r, "%s: no bootloader configuration found "
-		    "(looked for /boot/grub/grub.cfg, /etc/default/grub, "
-		    "/boot/extlinux.conf, /etc/update-extlinux.conf); "
-		    "console not set", b->o->input);
-	return 0;
-}
-
-static int
-bake_cloudinit(struct bake *b, struct pep_err *e)
-{
-	char *cur = NULL;
-	size_t len = 0;
-	int rc, had;
-
-	rc = ext4_mkdir_p(b->fs, "/etc/cloud/cloud.cfg.d", e);
-	if (rc < 0)
-		return rc;
-	had = ext4_read_file(b->fs, NOCLOUD_CFG_PATH, &cur, &len, NULL) == 0;
-	if (had && len == strlen(NOCLOUD_CFG_TEXT) &&
-	    memcmp(cur, NOCLOUD_CFG_TEXT, len) == 0) {
-		bake_edit(b->r, NOCLOUD_CFG_PATH, "unchanged");
-		free(cur);
-		return 0;
-	}
-	free(cur);
-	return bake_write(b, NOCLOUD_CFG_PATH, NOCLOUD_CFG_TEXT,
-	    strlen(NOCLOUD_CFG_TEXT), had ? "patched" : "created", e);
-}
-
-static int
-bake_tinycloud(struct bake *b, struct pep_err *e)
-{
-	static const char *const conf = "/etc/tiny-cloud.conf";
-	char *in = NULL, *outb = NULL;
-	size_t inlen = 0, outlen = 0;
-	int rc, changed = 0, had;
-
-	had = ext4_read_file(b->fs, conf, &in, &inlen, NULL) == 0;
-	if (!had &&
-	    ext4_read_file(b->fs, "/usr/lib/tiny-cloud/tiny-cloud.conf", &in,
-	    &inlen, NULL) < 0) {
-		in = NULL;
-		inlen = 0;
-	}
-	rc = nocloud_tiny_conf(in != NULL ? in : "", inlen, &outb, &outlen,
-	    &changed, e);
-	if (rc < 0)
-		goto out;
-	if (had && !changed)
-		bake_edit(b->r, conf, "unchanged");
-	else
-		rc = bake_write(b, conf, outb, outlen,
-		    had ? "patched" : "created", e);
-out:
-	free(in);
-	free(outb);
-	return rc;
-}
-
-static int
-bake_nocloud(struct bake *b, struct pep_err *e)
-{
-	int ci = ext4_exists(b->fs, "/etc/cloud") == 1;
-	int tiny = ext4_exists(b->fs, "/etc/tiny-cloud.conf") == 1 ||
-	    ext4_exists(b->fs, "/usr/lib/tiny-cloud") == 1 ||
-	    ext4_exists(b->fs, "/lib/tiny-cloud") == 1;
-	int rc = 0;
-
-	snprintf(b->r->bootstrap, sizeof(b->r->bootstrap), "%s",
-	    ci ? "cloud-init" : tiny ? "tiny-cloud" : "none");
-	if (ci)
-		rc = bake_cloudinit(b, e);
-	if (rc == 0 && tiny)
-		rc = bake_tinycloud(b, e);
-	if (!ci && !tiny)
-		bake_warn(b->r, "%s: neither cloud-init (/etc/cloud) nor "
-		    "tiny-cloud (/etc/tiny-cloud.conf, /usr/lib/tiny-cloud) "
-		    "found; NoCloud datasource not configured", b->o->input);
-	return rc;
 }
 
 /*
@@ -242,34 +227,14 @@ bake_check_fits(struct bake *b, struct pep_err *e)
 	    "file holds", (unsigned long long)had);
 }
 
-/* Grow the root filesystem into its room; a refusal for size gets the
- * --size that would work. */
 static int
-bake_grow(struct bake *b, struct pep_err *e)
+step_fs_open_run(struct bake *b, const struct bake_step *s,
+    struct pep_err *e)
 {
 	struct bake_report *r = b->r;
-	char advice[256];
-	size_t len;
 	int rc;
 
-	rc = ext4_grow(b->fs, b->out.fd, r->root_offset,
-	    disk_room(b, &r->after, b->target), &r->grow, e);
-	if (rc < 0 && r->grow.limit_bytes != 0 && e != NULL) {
-		disk_size_advice(b, r->grow.limit_bytes, advice,
-		    sizeof(advice));
-		len = strlen(e->msg);
-		snprintf(e->msg + len, sizeof(e->msg) - len, "%s", advice);
-	}
-	return rc;
-}
-
-static int
-bake_edits(struct bake *b, struct pep_err *e)
-{
-	struct bake_report *r = b->r;
-	double t;
-	int rc;
-
+	(void)s;
 	r->epoch = bake_epoch(b);
 	/* What the filesystem holds came from the input: name it so. */
 	if (r->root_part)
@@ -283,21 +248,109 @@ bake_edits(struct bake *b, struct pep_err *e)
 		return rc;
 	ext4_set_nosync(b->fs);	/* out_commit fsyncs the whole output */
 	ext4_set_io_name(b->fs, b->o->output);
-	t = progress_now();
-	rc = bake_check_fits(b, e);
-	if (rc == 0)
-		rc = bake_grow(b, e);
-	r->t_grow = progress_now() - t;
-	if (rc == 0)
-		rc = bake_consoles(b, e);
-	if (rc == 0)
-		rc = bake_nocloud(b, e);
-	if (rc == 0)
-		rc = ext4_close(b->fs, e);
-	else
-		ext4_abort(b->fs);
-	b->fs = NULL;
+	return bake_check_fits(b, e);
+}
+
+/* Grow the root filesystem into its room; a refusal for size gets the
+ * --size that would work. */
+static int
+step_grow_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
+{
+	struct bake_report *r = b->r;
+	char advice[256];
+	size_t len;
+	int rc;
+
+	(void)s;
+	rc = ext4_grow(b->fs, b->out.fd, r->root_offset,
+	    disk_room(b, &r->after, b->target), &r->grow, e);
+	if (rc < 0 && r->grow.limit_bytes != 0 && e != NULL) {
+		disk_size_advice(b, r->grow.limit_bytes, advice,
+		    sizeof(advice));
+		len = strlen(e->msg);
+		snprintf(e->msg + len, sizeof(e->msg) - len, "%s", advice);
+	}
 	return rc;
+}
+
+static int
+step_content_run(struct bake *b, const struct bake_step *s,
+    struct pep_err *e)
+{
+	struct content_result res = { 0, 0, 0, 0 };
+	int rc;
+
+	rc = content_apply(ext4_fsdir(b->fs), s->op, b->r->epoch, &res, e);
+	if (rc == 0)
+		bake_edit(b->r, s->op->path, content_name(s->op->kind));
+	return rc;
+}
+
+/* Quota files are recounted and everything is written (ext4_close). */
+static int
+step_fs_close_run(struct bake *b, const struct bake_step *s,
+    struct pep_err *e)
+{
+	struct ext4 *x = b->fs;
+
+	(void)s;
+	b->fs = NULL;
+	return ext4_close(x, e);
+}
+
+static int
+step_commit_run(struct bake *b, const struct bake_step *s,
+    struct pep_err *e)
+{
+	(void)s;
+	return out_commit(&b->out, e);
+}
+
+static const struct step_ops step_open = { "open", step_open_run };
+static const struct step_ops step_convert = { "convert", step_convert_run };
+static const struct step_ops step_layout = { "layout", step_layout_run };
+static const struct step_ops step_fs_open = { "fs-open", step_fs_open_run };
+static const struct step_ops step_grow = { "grow", step_grow_run };
+static const struct step_ops step_content = { "content",
+	step_content_run };
+static const struct step_ops step_fs_close = { "fs-close",
+	step_fs_close_run };
+static const struct step_ops step_commit = { "commit", step_commit_run };
+
+/* ------------------------------------------------------------- plan */
+
+/* The steps of this bake, in order. Free with free(). */
+static struct bake_step *
+bake_plan(const struct bake_opts *o, size_t *n)
+{
+	static const struct step_ops *const head[] = { &step_open,
+	    &step_convert, &step_layout, &step_fs_open, &step_grow,
+	    &step_console, &step_nocloud };
+	static const struct step_ops *const tail[] = { &step_fs_close,
+	    &step_commit };
+	size_t nh = sizeof(head) / sizeof(head[0]);
+	size_t nt = sizeof(tail) / sizeof(tail[0]), i, k = 0;
+	struct bake_step *s = calloc(nh + o->nops + nt, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < nh; i++)
+		s[k++].ops = head[i];
+	for (i = 0; i < o->nops; i++) {
+		s[k].ops = &step_content;
+		s[k++].op = &o->ops[i];
+	}
+	for (i = 0; i < nt; i++)
+		s[k++].ops = tail[i];
+	*n = k;
+	return s;
+}
+
+/* The name a step has in timings: a content step by its operation. */
+static const char *
+step_name(const struct bake_step *s)
+{
+	return s->op != NULL ? content_name(s->op->kind) : s->ops->name;
 }
 
 int
@@ -305,43 +358,29 @@ bake_run(const struct bake_opts *o, struct bake_report *r,
     struct pep_err *e)
 {
 	struct bake b = { .o = o, .r = r, .out = { .fd = -1 } };
-	struct progress p;
+	struct bake_step *steps;
+	size_t n = 0, i;
 	double t0 = progress_now(), t;
-	int rc;
+	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
-	progress_init(&p, o->quiet);
-	rc = out_check(o->output, o->input, e);
-	if (rc == 0)
-		rc = img_open(&b.im, o->input, e);
-	if (rc < 0)
-		goto out;
-	snprintf(r->input_format, sizeof(r->input_format), "%s",
-	    b.im->format);
-	r->virtual_size = b.im->virtual_size;
-	rc = bake_target_size(&b, e);
-	if (rc == 0)
-		rc = out_create(&b.out, o->output, e);
-	if (rc < 0)
-		goto out;
-	rc = convert_run(b.im, b.out.fd, o->output, &p, &r->conv, e);
-	t = progress_now();
-	r->t_convert = t - t0;
-	if (rc == 0)
-		rc = disk_layout(&b, e);
-	r->t_layout = progress_now() - t;
-	t = progress_now();
-	if (rc == 0)
-		rc = bake_edits(&b, e);
-	r->t_edit = progress_now() - t - r->t_grow;
-	t = progress_now();
-	if (rc == 0)
-		rc = out_commit(&b.out, e);
-	r->t_commit = progress_now() - t;
-out:
-	if (rc < 0)
+	progress_init(&b.p, o->quiet);
+	steps = bake_plan(o, &n);
+	if (steps == NULL)
+		return pep_errf(e, ENOMEM, "out of memory");
+	for (i = 0; i < n && rc == 0; i++) {
+		t = progress_now();
+		rc = steps[i].ops->run(&b, &steps[i], e);
+		bake_time(r, step_name(&steps[i]),
+		    steps[i].op != NULL ? steps[i].op->path : NULL,
+		    progress_now() - t);
+	}
+	if (rc < 0) {
+		ext4_abort(b.fs);
 		out_abort(&b.out);
+	}
 	img_close(b.im);
+	free(steps);
 	r->t_total = progress_now() - t0;
 	return rc;
 }

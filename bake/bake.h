@@ -12,6 +12,7 @@
 
 #include "../common/err.h"
 #include "../common/progress.h"
+#include "content.h"
 #include "ext4.h"
 #include "fsdir.h"
 
@@ -274,10 +275,9 @@ int nocloud_tiny_conf(const char *in, size_t inlen, char **out,
     size_t *outlen, int *changed, struct pep_err *e);
 
 /* ------------------------------------------------------------------ */
-/* bake.c: the pipeline                                               */
+/* bake.c: the pipeline, a list of steps run by one interpreter        */
 
 #define BAKE_MAXCONSOLES 8
-#define BAKE_MAXEDITS 16
 
 struct bake_opts {
 	const char *input;
@@ -290,11 +290,29 @@ struct bake_opts {
 	time_t epoch;		/* timestamps written into the image */
 	int epoch_set;		/* epoch given (0 is a valid epoch) */
 	int quiet;
+	const struct content_op *ops;	/* content operations, in order */
+	size_t nops;
 };
 
 struct bake_edit {
-	char path[128];
-	char action[16];	/* "patched", "created", "unchanged" */
+	char *path;
+	const char *action;	/* "patched", "created", "unchanged", or a
+				 * content operation's name */
+};
+
+/* A warning: a stable code for programs, the path it is about (a file in
+ * the image, or the input), and a sentence for people. */
+struct bake_warning {
+	const char *code;
+	char *path;
+	char *msg;
+};
+
+/* How long a step took. */
+struct bake_timing {
+	const char *step;
+	char *arg;		/* what it worked on, or NULL */
+	double seconds;
 };
 
 struct bake_report {
@@ -306,26 +324,36 @@ struct bake_report {
 	int root_part;		/* 0 for a whole-disk filesystem */
 	uint64_t root_offset;
 	char bootstrap[16];	/* "cloud-init", "tiny-cloud", "none" */
-	struct bake_edit edits[BAKE_MAXEDITS];
-	size_t nedits;
+	struct bake_edit *edits;
+	size_t nedits, cape;
 	struct convert_stats conv;
 	struct ext4_grow_info grow;
 	time_t epoch;
-	double t_convert, t_layout, t_grow, t_edit, t_commit, t_total;
-	char warnings[4][256];
-	size_t nwarnings;
+	struct bake_timing *timings;
+	size_t ntimings, capt;
+	double t_total;
+	struct bake_warning *warnings;
+	size_t nwarnings, capw;
+	int oom;		/* a warning, edit or timing was lost */
 };
 
+/* Run the whole bake; r is filled as far as it got (bake_report_free). */
 int bake_run(const struct bake_opts *o, struct bake_report *r,
     struct pep_err *e);
-/* Add a warning to the report (the first four are kept). */
-void bake_warn(struct bake_report *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void bake_report_free(struct bake_report *r);
+/* Add a warning (code: a short token such as "mbr-limit"). */
+void bake_warn(struct bake_report *r, const char *code, const char *path,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Record what happened to a file in the image. */
+void bake_edit(struct bake_report *r, const char *path, const char *action);
+/* The seconds the named steps took, summed. */
+double bake_seconds(const struct bake_report *r, const char *step);
 
-/* One bake's state, shared by bake.c and disk.c. */
+/* One bake's state, shared by the steps (bake.c, disk.c, setup.c). */
 struct bake {
 	const struct bake_opts *o;
 	struct bake_report *r;
+	struct progress p;
 	struct img *im;
 	struct out out;
 	struct ext4 *fs;
@@ -336,6 +364,28 @@ struct bake {
 	size_t nroots;
 	char label[512];	/* "<input> partition N", for messages */
 };
+
+struct bake_step;
+
+/* A kind of step: its name (in timings) and what it does. */
+struct step_ops {
+	const char *name;
+	int (*run)(struct bake *b, const struct bake_step *s,
+	    struct pep_err *e);
+};
+
+struct bake_step {
+	const struct step_ops *ops;
+	const struct content_op *op;	/* a content step's operation */
+};
+
+/* ------------------------------------------------------------------ */
+/* setup.c: the steps that make the image a pep guest                 */
+
+/* console= on hvc0 (or --console) in every bootloader config found. */
+extern const struct step_ops step_console;
+/* The NoCloud datasource for cloud-init or tiny-cloud. */
+extern const struct step_ops step_nocloud;
 
 /* ------------------------------------------------------------------ */
 /* disk.c: the root partition and the partition table                 */

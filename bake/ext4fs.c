@@ -188,6 +188,7 @@ open_fs(struct ext4 *x, int fd, uint64_t off, struct pep_err *e)
 static void
 x_free(struct ext4 *x)
 {
+	fsdir_release(&x->dir);
 	if (x->fd >= 0)
 		close(x->fd);
 	free(x->label);

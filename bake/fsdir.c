@@ -37,8 +37,11 @@ fs_kind(uint32_t mode)
 struct fs_walk {
 	struct fsdir *d;
 	const char *path;	/* as given, for messages */
+	const char *base;	/* a walk kept inside this directory, or NULL */
 	uint64_t *stack;
 	size_t depth;
+	size_t floor;		/* the base's depth (0: the root) */
+	uint64_t base_id;
 	char done[FS_PATH_MAX];
 	char rest[FS_PATH_MAX];
 	int hops;
@@ -60,6 +63,20 @@ walk_push(struct fs_walk *w, uint64_t node, const char *name,
 	return 0;
 }
 
+/* 1 while the walk is in its base directory or under it. */
+static int
+walk_inside(const struct fs_walk *w)
+{
+	return w->depth >= w->floor && w->stack[w->floor] == w->base_id;
+}
+
+static int
+walk_out(const struct fs_walk *w, struct pep_err *e)
+{
+	return pep_errf(e, PEP_EUSAGE, "%s: %s: leads out of %s (through an "
+	    "absolute symlink)", w->d->label, w->path, w->base);
+}
+
 static int
 walk_pop(struct fs_walk *w, const char *why, struct pep_err *e)
 {
@@ -68,6 +85,9 @@ walk_pop(struct fs_walk *w, const char *why, struct pep_err *e)
 	if (w->depth == 0)
 		return pep_errf(e, PEP_EUSAGE, "%s: %s: %s climbs above the "
 		    "image's root", w->d->label, w->path, why);
+	if (w->base != NULL && w->depth == w->floor && walk_inside(w))
+		return pep_errf(e, PEP_EUSAGE, "%s: %s: %s climbs out of %s",
+		    w->d->label, w->path, why, w->base);
 	w->depth--;
 	slash = strrchr(w->done, '/');
 	if (slash == w->done)
@@ -140,6 +160,8 @@ walk_missing(struct fs_walk *w, const char *name, unsigned flags,
 		return pep_errf(e, ENOENT, "%s: %s: no such directory %s%s%s",
 		    w->d->label, w->path, w->done,
 		    strcmp(w->done, "/") == 0 ? "" : "/", name);
+	if (w->base != NULL && !walk_inside(w))
+		return walk_out(w, e);
 	m = *dm;
 	m.mode = S_IFDIR | (dm->mode & 07777);
 	return w->d->ops->make(w->d, w->stack[w->depth], name, &m, NULL, n,
@@ -201,57 +223,122 @@ walk_last(struct fs_walk *w, const char *name, unsigned flags,
 	return r < 0 ? r : 0;
 }
 
+/* Walk w->rest from where w is; fills where. */
+static int
+walk_all(struct fs_walk *w, unsigned flags, const struct fs_meta *dm,
+    struct fs_where *where, struct pep_err *e)
+{
+	char name[FS_NAME_MAX + 1];
+	int r, last = 0;
+
+	for (;;) {
+		r = walk_next(w, name, &last, e);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			return pep_errf(e, PEP_EUSAGE, "%s: %s: names the "
+			    "directory itself, not something in it",
+			    w->d->label, w->path);
+		r = last ? walk_last(w, name, flags, where, e) :
+		    walk_step(w, name, flags, dm, e);
+		if (r < 0)
+			return r;
+		if (last && r == 1)
+			break;
+	}
+	if (w->base != NULL && !walk_inside(w))
+		return walk_out(w, e);
+	return 0;
+}
+
+static struct fs_walk *
+walk_new(struct fsdir *d, const char *path, struct pep_err *e)
+{
+	struct fs_walk *w = calloc(1, sizeof(*w));
+
+	if (w != NULL)
+		w->stack = calloc(FS_PATH_MAX / 2 + 1, sizeof(w->stack[0]));
+	if (w == NULL || w->stack == NULL) {
+		free(w);
+		pep_errf(e, ENOMEM, "out of memory");
+		return NULL;
+	}
+	w->d = d;
+	w->path = path;
+	w->stack[0] = d->ops->root(d);
+	w->base_id = w->stack[0];
+	snprintf(w->done, sizeof(w->done), "/");
+	return w;
+}
+
+static void
+walk_free(struct fs_walk *w)
+{
+	if (w != NULL)
+		free(w->stack);
+	free(w);
+}
+
+/* Walk to the directory base itself: it becomes the floor. */
+static int
+walk_base(struct fs_walk *w, const char *base, struct pep_err *e)
+{
+	char name[FS_NAME_MAX + 1];
+	int r, last;
+
+	snprintf(w->rest, sizeof(w->rest), "%s", base);
+	for (;;) {
+		r = walk_next(w, name, &last, e);
+		if (r <= 0)
+			break;
+		r = walk_step(w, name, 0, NULL, e);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	w->floor = w->depth;
+	w->base_id = w->stack[w->depth];
+	w->base = base;
+	return 0;
+}
+
+int
+fsdir_resolve_in(struct fsdir *d, const char *base, const char *path,
+    unsigned flags, const struct fs_meta *dir_meta, struct fs_where *where,
+    struct pep_err *e)
+{
+	struct fs_walk *w;
+	int r = 0;
+
+	memset(where, 0, sizeof(*where));
+	if (base == NULL ? path[0] != '/' : base[0] != '/' || path[0] == '/')
+		return pep_errf(e, PEP_EUSAGE, "%s: %s: %s", d->label, path,
+		    base == NULL ? "not an absolute path" :
+		    "an absolute name where a relative one belongs");
+	if (strlen(path) >= FS_PATH_MAX ||
+	    (base != NULL && strlen(base) >= FS_PATH_MAX))
+		return pep_errf(e, ENAMETOOLONG, "%s: path too long",
+		    d->label);
+	w = walk_new(d, path, e);
+	if (w == NULL)
+		return -ENOMEM;
+	if (base != NULL)
+		r = walk_base(w, base, e);
+	if (r == 0) {
+		snprintf(w->rest, sizeof(w->rest), "%s", path);
+		r = walk_all(w, flags, dir_meta, where, e);
+	}
+	walk_free(w);
+	return r;
+}
+
 int
 fsdir_resolve(struct fsdir *d, const char *path, unsigned flags,
     const struct fs_meta *dir_meta, struct fs_where *where,
     struct pep_err *e)
 {
-	struct fs_walk *w;
-	char name[FS_NAME_MAX + 1];
-	int r = 0, last = 0, got;
-
-	memset(where, 0, sizeof(*where));
-	if (path[0] != '/')
-		return pep_errf(e, PEP_EUSAGE, "%s: %s: not an absolute path",
-		    d->label, path);
-	if (strlen(path) >= FS_PATH_MAX)
-		return pep_errf(e, ENAMETOOLONG, "%s: path too long",
-		    d->label);
-	w = calloc(1, sizeof(*w));
-	if (w != NULL)
-		w->stack = calloc(FS_PATH_MAX / 2 + 1, sizeof(w->stack[0]));
-	if (w == NULL || w->stack == NULL) {
-		r = pep_errf(e, ENOMEM, "out of memory");
-		goto out;
-	}
-	w->d = d;
-	w->path = path;
-	w->stack[0] = d->ops->root(d);
-	snprintf(w->done, sizeof(w->done), "/");
-	snprintf(w->rest, sizeof(w->rest), "%s", path);
-	for (;;) {
-		got = walk_next(w, name, &last, e);
-		if (got < 0) {
-			r = got;
-			break;
-		}
-		if (got == 0) {
-			r = pep_errf(e, PEP_EUSAGE, "%s: %s: names the root "
-			    "directory, not something in it", d->label, path);
-			break;
-		}
-		r = last ? walk_last(w, name, flags, where, e) :
-		    walk_step(w, name, flags, dir_meta, e);
-		if (r < 0 || (last && r == 1))
-			break;
-	}
-	if (r > 0)
-		r = 0;
-out:
-	if (w != NULL)
-		free(w->stack);
-	free(w);
-	return r;
+	return fsdir_resolve_in(d, NULL, path, flags, dir_meta, where, e);
 }
 
 int
@@ -488,16 +575,24 @@ copy_range(struct fsdir *d, uint64_t node, int fd, uint64_t off,
 	return 0;
 }
 
+void
+fsdir_release(struct fsdir *d)
+{
+	free(d->copybuf);
+	d->copybuf = NULL;
+}
+
 int
 fsdir_copy_fd(struct fsdir *d, uint64_t node, int fd, uint64_t size,
     const char *name, struct pep_err *e)
 {
-	uint8_t *buf = malloc(FS_COPY_CHUNK);
 	off_t data, hole;
 	uint64_t off = 0;
 	int r = 0;
 
-	if (buf == NULL)
+	if (d->copybuf == NULL)
+		d->copybuf = malloc(FS_COPY_CHUNK);
+	if (d->copybuf == NULL)
 		return pep_errf(e, ENOMEM, "out of memory");
 	while (off < size) {
 		data = lseek(fd, (off_t)off, SEEK_DATA);
@@ -514,12 +609,11 @@ fsdir_copy_fd(struct fsdir *d, uint64_t node, int fd, uint64_t size,
 		if ((uint64_t)data >= size)
 			break;
 		r = copy_range(d, node, fd, (uint64_t)data, (uint64_t)hole,
-		    buf, name, e);
+		    d->copybuf, name, e);
 		if (r < 0)
 			break;
 		off = (uint64_t)hole;
 	}
-	free(buf);
 	if (r == 0)
 		r = d->ops->truncate(d, node, size, e);
 	return r;

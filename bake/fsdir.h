@@ -115,6 +115,7 @@ struct fsdir {
 	void *priv;		/* the backend's */
 	const char *label;	/* names the filesystem in messages */
 	time_t now;		/* ctime of what changes */
+	uint8_t *copybuf;	/* fsdir.c's, for copies; fsdir_release */
 };
 
 /* ------------------------------------------------------------ fsdir.c */
@@ -141,6 +142,14 @@ enum fs_resolve_flags {
  */
 int fsdir_resolve(struct fsdir *d, const char *path, unsigned flags,
     const struct fs_meta *dir_meta, struct fs_where *w, struct pep_err *e);
+/*
+ * The same for path relative to the directory base (an absolute path in
+ * the image): a ".." out of base is refused, and so is ending (or making
+ * a directory) outside it after an absolute symlink.
+ */
+int fsdir_resolve_in(struct fsdir *d, const char *base, const char *path,
+    unsigned flags, const struct fs_meta *dir_meta, struct fs_where *w,
+    struct pep_err *e);
 /* The node a path names (symlinks followed), or -ENOENT. */
 int fsdir_stat(struct fsdir *d, const char *path, struct fs_node *n,
     struct pep_err *e);
@@ -165,6 +174,8 @@ int fsdir_slurp(struct fsdir *d, const char *path, size_t max, char **buf,
 /* The data of host file fd (size bytes) into node, holes kept. */
 int fsdir_copy_fd(struct fsdir *d, uint64_t node, int fd, uint64_t size,
     const char *name, struct pep_err *e);
+/* Free what fsdir.c keeps in d (its owner calls this when done). */
+void fsdir_release(struct fsdir *d);
 /* S_IF* as a word, for messages. */
 const char *fs_kind(uint32_t mode);
 

@@ -22,15 +22,20 @@ enum bake_exit {
 	BAKE_EXIT_USAGE = 2
 };
 
+/* Content operations take option values from OPT_CONTENT on, in the
+ * order of enum content_kind. */
 enum {
 	OPT_ROOT = 256,
 	OPT_CONSOLE,
 	OPT_EPOCH,
-	OPT_JSON
+	OPT_JSON,
+	OPT_CONTENT = 512
 };
 
 struct bake_cli {
 	struct bake_opts o;
+	struct content_op *ops;
+	size_t nops, capops;
 	int json;
 	int verbose;
 };
@@ -48,6 +53,29 @@ static const struct cli_option bake_options[] = {
 	{ "epoch", required_argument, OPT_EPOCH, "SECONDS",
 	  "timestamps written (default $SOURCE_DATE_EPOCH, else the input "
 	  "filesystem's)" },
+	{ "write", required_argument, OPT_CONTENT + CONTENT_WRITE,
+	  "PATH:CONTENT", "write a file (root:root 0644)" },
+	{ "upload", required_argument, OPT_CONTENT + CONTENT_UPLOAD,
+	  "HOSTFILE:PATH", "copy a host file to PATH" },
+	{ "copy-in", required_argument, OPT_CONTENT + CONTENT_COPY_IN,
+	  "HOSTPATH:DIR", "copy a host file or tree into DIR" },
+	{ "tar-in", required_argument, OPT_CONTENT + CONTENT_TAR_IN,
+	  "ARCHIVE:DIR", "extract a tar or cpio archive into DIR" },
+	{ "mkdir", required_argument, OPT_CONTENT + CONTENT_MKDIR, "DIR",
+	  "make a directory and its parents" },
+	{ "link", required_argument, OPT_CONTENT + CONTENT_LINK,
+	  "TARGET:LINK", "make a symbolic link" },
+	{ "chmod", required_argument, OPT_CONTENT + CONTENT_CHMOD,
+	  "MODE:PATH", "set permissions (octal)" },
+	{ "chown", required_argument, OPT_CONTENT + CONTENT_CHOWN,
+	  "UID:GID:PATH", "set the owner (numeric)" },
+	{ "delete", required_argument, OPT_CONTENT + CONTENT_DELETE, "PATH",
+	  "delete a file, or a directory and all in it" },
+	{ "append-line", required_argument,
+	  OPT_CONTENT + CONTENT_APPEND_LINE, "PATH:LINE",
+	  "append a line to a file" },
+	{ "touch", required_argument, OPT_CONTENT + CONTENT_TOUCH, "PATH",
+	  "make an empty file, or set its mtime" },
 	{ "json", no_argument, OPT_JSON, NULL,
 	  "print a JSON report on stdout" },
 	{ "quiet", no_argument, 'q', NULL,
@@ -68,7 +96,8 @@ usage(void)
 	printf("usage: pep-bake [options] INPUT -o OUTPUT\n\n"
 	    "Bake an Alpine cloud image (VHD, qcow2 or raw, detected by "
 	    "content)\ninto a sparse raw disk: grown, console on hvc0, "
-	    "NoCloud datasource.\n\n");
+	    "NoCloud datasource.\nContent operations run in the order "
+	    "given, after those.\n\n");
 	cli_print_options(stdout, bake_options, NOPTS);
 	printf("\nExit status: 0 success, 1 error, 2 usage error.\n");
 }
@@ -77,6 +106,24 @@ static _Noreturn void
 usage_error(const char *fmt, const char *arg)
 {
 	cli_usage_error("pep-bake", fmt, arg);
+}
+
+static void
+add_content(struct bake_cli *c, enum content_kind k, const char *arg)
+{
+	struct pep_err e = { 0, "" };
+	struct content_op *n;
+
+	if (c->nops == c->capops) {
+		c->capops = c->capops ? c->capops * 2 : 16;
+		n = realloc(c->ops, c->capops * sizeof(*n));
+		if (n == NULL)
+			fatal("realloc");
+		c->ops = n;
+	}
+	if (content_parse(k, arg, &c->ops[c->nops], &e) < 0)
+		usage_error("%s", e.msg);
+	c->nops++;
 }
 
 static void
@@ -119,7 +166,13 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 	case 'v': c->verbose++; break;
 	case 'h': usage(); exit(BAKE_EXIT_OK);
 	case 'V': printf("pep-bake %s\n", BAKE_VERSION); exit(BAKE_EXIT_OK);
-	default: usage_error("%s", "invalid option");
+	default:
+		if (ch >= OPT_CONTENT && ch < OPT_CONTENT + CONTENT_NKINDS) {
+			add_content(c, (enum content_kind)(ch - OPT_CONTENT),
+			    arg);
+			break;
+		}
+		usage_error("%s", "invalid option");
 	}
 }
 
@@ -147,6 +200,8 @@ parse_args(struct bake_cli *c, int argc, char **argv)
 		usage_error("%s", "INPUT: empty file name");
 	if (c->o.nconsoles == 0)
 		c->o.consoles[c->o.nconsoles++] = "hvc0";
+	c->o.ops = c->ops;
+	c->o.nops = c->nops;
 	env = getenv("SOURCE_DATE_EPOCH");
 	if (!c->o.epoch_set && env != NULL && *env != '\0') {
 		if (cli_parse_num(env, 0, INT32_MAX, &ep) < 0)
@@ -183,38 +238,59 @@ install_signals(const char *output)
 	signal(SIGHUP, on_signal);
 }
 
+static void
+free_cli(struct bake_cli *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nops; i++)
+		content_free(&c->ops[i]);
+	free(c->ops);
+}
+
+/* Print the report; the exit status. */
+static int
+finish(struct bake_cli *c, struct bake_report *r)
+{
+	size_t i;
+	char *js;
+
+	for (i = 0; i < r->nwarnings; i++)
+		log_warnx("warning: %s", r->warnings[i].msg);
+	if (c->json) {
+		js = report_json(&c->o, r);
+		if (js == NULL) {
+			log_warnx("--json: out of memory");
+			return BAKE_EXIT_ERROR;
+		}
+		printf("%s\n", js);
+		free(js);
+	} else if (!c->o.quiet && (c->verbose || isatty(STDERR_FILENO))) {
+		report_human(&c->o, r);
+	}
+	return BAKE_EXIT_OK;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct bake_cli c;
-	struct bake_report *r;
+	struct bake_report r;
 	struct pep_err e = { 0, "" };
-	size_t i;
-	char *js;
-	int rc;
+	int rc, status;
 
 	memset(&c, 0, sizeof(c));
 	parse_args(&c, argc, argv);
 	log_init("pep-bake", c.verbose, c.o.quiet);
 	install_signals(c.o.output);
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		fatal("calloc");
-	rc = bake_run(&c.o, r, &e);
+	rc = bake_run(&c.o, &r, &e);
 	if (rc < 0) {
 		log_warnx("%s", e.msg[0] ? e.msg : pep_strerror(rc));
-		free(r);
-		return rc == -PEP_EUSAGE ? BAKE_EXIT_USAGE : BAKE_EXIT_ERROR;
+		status = rc == -PEP_EUSAGE ? BAKE_EXIT_USAGE : BAKE_EXIT_ERROR;
+	} else {
+		status = finish(&c, &r);
 	}
-	for (i = 0; i < r->nwarnings; i++)
-		log_warnx("warning: %s", r->warnings[i]);
-	if (c.json) {
-		js = report_json(&c.o, r);
-		if (js != NULL)
-			printf("%s\n", js);
-		free(js);
-	} else if (!c.o.quiet && (c.verbose || isatty(STDERR_FILENO)))
-		report_human(&c.o, r);
-	free(r);
-	return BAKE_EXIT_OK;
+	bake_report_free(&r);
+	free_cli(&c);
+	return status;
 }

@@ -23,10 +23,7 @@ report_str(cJSON *obj, const char *key, const char *s)
 
 	if (clean == NULL)
 		return;
-	if (obj != NULL && cJSON_IsArray(obj))
-		cJSON_AddItemToArray(obj, cJSON_CreateString(clean));
-	else
-		cJSON_AddStringToObject(obj, key, clean);
+	cJSON_AddStringToObject(obj, key, clean);
 	free(clean);
 }
 
@@ -71,18 +68,64 @@ report_edits(const struct bake_report *r)
 	return arr;
 }
 
+/* Seconds by stage: the pipeline's fixed steps, and "edit" for every
+ * step that changes the filesystem's files. */
 static cJSON *
 report_timings(const struct bake_report *r)
 {
 	cJSON *t = cJSON_CreateObject();
+	double fixed;
 
-	cJSON_AddNumberToObject(t, "convert", r->t_convert);
-	cJSON_AddNumberToObject(t, "layout", r->t_layout);
-	cJSON_AddNumberToObject(t, "grow", r->t_grow);
-	cJSON_AddNumberToObject(t, "edit", r->t_edit);
-	cJSON_AddNumberToObject(t, "commit", r->t_commit);
+	fixed = bake_seconds(r, "open") + bake_seconds(r, "convert") +
+	    bake_seconds(r, "layout") + bake_seconds(r, "grow") +
+	    bake_seconds(r, "commit");
+	cJSON_AddNumberToObject(t, "convert", bake_seconds(r, "open") +
+	    bake_seconds(r, "convert"));
+	cJSON_AddNumberToObject(t, "layout", bake_seconds(r, "layout"));
+	cJSON_AddNumberToObject(t, "grow", bake_seconds(r, "grow"));
+	cJSON_AddNumberToObject(t, "edit", r->t_total - fixed > 0 ?
+	    r->t_total - fixed : 0);
+	cJSON_AddNumberToObject(t, "commit", bake_seconds(r, "commit"));
 	cJSON_AddNumberToObject(t, "total", r->t_total);
 	return t;
+}
+
+/* Every step in order: [{"step", "arg", "seconds"}]. */
+static cJSON *
+report_steps(const struct bake_report *r)
+{
+	cJSON *arr = cJSON_CreateArray(), *o;
+	size_t i;
+
+	for (i = 0; arr != NULL && i < r->ntimings; i++) {
+		o = cJSON_CreateObject();
+		if (o == NULL)
+			break;
+		report_str(o, "step", r->timings[i].step);
+		if (r->timings[i].arg != NULL)
+			report_str(o, "arg", r->timings[i].arg);
+		cJSON_AddNumberToObject(o, "seconds", r->timings[i].seconds);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
+static cJSON *
+report_warnings(const struct bake_report *r)
+{
+	cJSON *arr = cJSON_CreateArray(), *o;
+	size_t i;
+
+	for (i = 0; arr != NULL && i < r->nwarnings; i++) {
+		o = cJSON_CreateObject();
+		if (o == NULL)
+			break;
+		report_str(o, "code", r->warnings[i].code);
+		report_str(o, "path", r->warnings[i].path);
+		report_str(o, "message", r->warnings[i].msg);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
 }
 
 static cJSON *
@@ -104,9 +147,8 @@ report_fs(const struct bake_report *r)
 char *
 report_json(const struct bake_opts *o, const struct bake_report *r)
 {
-	cJSON *j = cJSON_CreateObject(), *w;
+	cJSON *j = cJSON_CreateObject();
 	char *s;
-	size_t i;
 
 	if (j == NULL)
 		return NULL;
@@ -128,9 +170,8 @@ report_json(const struct bake_opts *o, const struct bake_report *r)
 	cJSON_AddNumberToObject(j, "bytes_written",
 	    (double)r->conv.bytes_written);
 	cJSON_AddItemToObject(j, "timings", report_timings(r));
-	w = cJSON_AddArrayToObject(j, "warnings");
-	for (i = 0; w != NULL && i < r->nwarnings; i++)
-		report_str(w, NULL, r->warnings[i]);
+	cJSON_AddItemToObject(j, "steps", report_steps(r));
+	cJSON_AddItemToObject(j, "warnings", report_warnings(r));
 	s = cJSON_Print(j);
 	cJSON_Delete(j);
 	return s;

@@ -194,7 +194,7 @@ mbr_limit() {
 	    status=none
 	bake_ok "MBR disk of 2.5 TiB: bake" "$f" -o "$OD/big.raw" --json -q
 	like "MBR disk of 2.5 TiB: warning in --json" \
-	    "$(json_get "$PEP_TMP/bake.out" 'r["warnings"][0]')" \
+	    "$(json_get "$PEP_TMP/bake.out" 'r["warnings"][0]["message"]')" \
 	    'MBR partition cannot end past sector 2\^32 - 1: partition 1 grows to byte 2199023255552 and the last 549755813888 bytes'
 	is "MBR disk of 2.5 TiB: entry ends at sector 2^32 - 1" \
 	    "$(mbr_entry "$OD/big.raw" 1)" "80 83 2048 4294965248"
@@ -436,7 +436,7 @@ damaged_gpt() {
 	bake_ok "corrupt primary GPT header: bake" "$f" -o "$OD/p.raw" \
 	    --json -q
 	like "corrupt primary GPT header: warned" \
-	    "$(json_get "$PEP_TMP/bake.out" 'r["warnings"]')" \
+	    "$(json_get "$PEP_TMP/bake.out" '[w["message"] for w in r["warnings"]]')" \
 	    'primary GPT header or its entries were damaged: rebuilt from the intact backup'
 	check "corrupt primary GPT header: sgdisk -v clean after" sh -c \
 	    "sgdisk -v '$OD/p.raw' | grep -q 'No problems found'"
@@ -456,7 +456,7 @@ damaged_gpt() {
 	bake_ok "backup GPT with another disk GUID: bake" "$f" \
 	    -o "$OD/g.raw" --json -q
 	like "backup GPT with another disk GUID: warned, naming both" \
-	    "$(json_get "$PEP_TMP/bake.out" 'r["warnings"]')" \
+	    "$(json_get "$PEP_TMP/bake.out" '[w["message"] for w in r["warnings"]]')" \
 	    'backup GPT header names disk GUID 03020100-0504-0706-0809-0A0B0C0D0E0F but the primary 0F1E2D3C-4B5A-4968-8776-A5B4C3D2E1F0'
 	set -- $(backup_guid "$OD/g.raw")
 	is "backup GPT with another disk GUID: the copies agree after" "$1" \
