@@ -48,7 +48,8 @@ BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/ext4_place.c bake/ext4_io.c bake/edit_text.c bake/edit_console.c \
 	bake/edit_nocloud.c bake/bake.c bake/report.c bake/gpt.c bake/disk.c \
 	bake/ext4_quota.c bake/ext4_fsdir.c bake/fsdir.c bake/content.c \
-	bake/tree.c bake/archive.c bake/setup.c
+	bake/tree.c bake/archive.c bake/setup.c bake/openrc.c \
+	bake/pexi.c
 BAKE_MAIN = bake/pep-bake.c
 
 PEPD_LIB_SRC = common/frame.c common/base64.c \
@@ -157,8 +158,17 @@ all: $(BUILD)/pexi-bridge
 $(BUILD)/pexi-bridge: $(PEXI_SRC:%.c=$(BUILD)/%.o)
 	$(CC) $(LDFLAGS) -o $@ $^
 
+# The guest directory pep-bake installs pexi-boot from (bake/pexi.c):
+# build/guest beside build/pep-bake, $(PREFIX)/lib/pep/guest installed.
+GUEST_FILES = build/guest/pexi-boot.initd build/guest/pexi-boot.confd
+
 .PHONY: guest
-guest: build/guest/x86_64/pexi-bridge build/guest/aarch64/pexi-bridge
+guest: build/guest/x86_64/pexi-bridge build/guest/aarch64/pexi-bridge \
+	$(GUEST_FILES)
+
+build/guest/pexi-boot.%: guest-init/pexi-boot.%
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 build/guest/x86_64/pexi-bridge: $(PEXI_SRC) $(PEXI_HDR)
 	@mkdir -p $(dir $@)
@@ -179,7 +189,7 @@ check: deps
 	$(MAKE) fuzz-brief
 	sh tests/run.sh
 
-check-fast: all
+check-fast: all guest
 	PEP_NO_ASAN=1 PEP_NO_FUZZ=1 sh tests/run.sh
 
 # --- fuzzing (clang libFuzzer) ----------------------------------------
@@ -233,9 +243,16 @@ demo: deps
 	$(MAKE) $(BUILD)/pep-bake
 	sh tests/demo.sh
 
-install: all
+install: all guest
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/pep/guest/x86_64 \
+		$(DESTDIR)$(PREFIX)/lib/pep/guest/aarch64
+	install -m 755 build/guest/x86_64/pexi-bridge \
+		$(DESTDIR)$(PREFIX)/lib/pep/guest/x86_64/
+	install -m 755 build/guest/aarch64/pexi-bridge \
+		$(DESTDIR)$(PREFIX)/lib/pep/guest/aarch64/
+	install -m 644 $(GUEST_FILES) $(DESTDIR)$(PREFIX)/lib/pep/guest/
 	install -m 644 bake/pep-bake.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 runner/pep-run.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 

@@ -3,8 +3,8 @@
  * bubblewrap runs its SetupOp list): open the input by content, convert
  * it into a sparse raw output under a temporary name, grow the disk and
  * its root partition, open the root filesystem, grow it, make the image a
- * pep guest (console, NoCloud), apply the content operations in the order
- * given, close the filesystem (quota files recounted), and only then give
+ * pep guest (console, NoCloud, the pexi-boot service), apply the content
+ * operations in the order given, close the filesystem (quota files recounted), and only then give
  * the output its name. Each step is timed; the first failure stops the
  * run and nothing is left under the output's name.
  */
@@ -325,7 +325,7 @@ bake_plan(const struct bake_opts *o, size_t *n)
 {
 	static const struct step_ops *const head[] = { &step_open,
 	    &step_convert, &step_layout, &step_fs_open, &step_grow,
-	    &step_console, &step_nocloud };
+	    &step_console, &step_nocloud, &step_pexi };
 	static const struct step_ops *const tail[] = { &step_fs_close,
 	    &step_commit };
 	size_t nh = sizeof(head) / sizeof(head[0]);
@@ -335,7 +335,8 @@ bake_plan(const struct bake_opts *o, size_t *n)
 	if (s == NULL)
 		return NULL;
 	for (i = 0; i < nh; i++)
-		s[k++].ops = head[i];
+		if (head[i] != &step_pexi || !o->no_pexi)
+			s[k++].ops = head[i];
 	for (i = 0; i < o->nops; i++) {
 		s[k].ops = &step_content;
 		s[k++].op = &o->ops[i];

@@ -292,6 +292,8 @@ struct bake_opts {
 	int quiet;
 	const struct content_op *ops;	/* content operations, in order */
 	size_t nops;
+	int no_pexi;		/* do not install pexi-boot */
+	const char *guest_dir;	/* where the guest files are (pexi.c) */
 };
 
 struct bake_edit {
@@ -324,6 +326,7 @@ struct bake_report {
 	int root_part;		/* 0 for a whole-disk filesystem */
 	uint64_t root_offset;
 	char bootstrap[16];	/* "cloud-init", "tiny-cloud", "none" */
+	char guest_arch[32];	/* pexi-boot's architecture, "" if none */
 	struct bake_edit *edits;
 	size_t nedits, cape;
 	struct convert_stats conv;
@@ -386,6 +389,18 @@ struct bake_step {
 extern const struct step_ops step_console;
 /* The NoCloud datasource for cloud-init or tiny-cloud. */
 extern const struct step_ops step_nocloud;
+
+/* ------------------------------------------------------------------ */
+/* pexi.c: the pexi-boot service, installed by default                */
+
+extern const struct step_ops step_pexi;
+/* The image's architecture ("x86_64", "aarch64"). */
+int pexi_image_arch(struct fsdir *d, char *arch, size_t n,
+    struct pep_err *e);
+/* The guest directory: given, $PEP_GUEST_DIR, beside the executable,
+ * or ../lib/pep/guest from it. */
+int pexi_guest_dir(const char *given, char *out, size_t n,
+    struct pep_err *e);
 
 /* ------------------------------------------------------------------ */
 /* disk.c: the root partition and the partition table                 */

@@ -7,7 +7,8 @@
  *
  * What pep makes up is root:root, 0644 for files and 0755 for
  * directories, with the bake's epoch as mtime; what comes from the host
- * (--upload) keeps the host file's permission bits and mtime.
+ * (--upload) keeps the host file's permission bits and mtime, clamped to
+ * the epoch (fs_clamp_mtime).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,9 @@ static const struct content_kind_info {
 	[CONTENT_DELETE] = { "delete", 1, "PATH" },
 	[CONTENT_APPEND_LINE] = { "append-line", 2, "PATH:LINE" },
 	[CONTENT_TOUCH] = { "touch", 1, "PATH" },
+	[CONTENT_SERVICE] = { "service", 1, "NAME=INIT[,CONF][@RUNLEVEL]" },
+	[CONTENT_ENABLE] = { "enable", 1, "NAME[@RUNLEVEL]" },
+	[CONTENT_DISABLE] = { "disable", 1, "NAME[@RUNLEVEL]" },
 };
 
 const char *
@@ -150,6 +154,37 @@ fill_op(enum content_kind k, const char *arg, char **f,
 	return 0;
 }
 
+/* NAME=INIT[,CONF][@RUNLEVEL] (--service) or NAME[@RUNLEVEL]. */
+static int
+fill_service(enum content_kind k, const char *arg, char *s,
+    struct content_op *op, struct pep_err *e)
+{
+	char *at = strrchr(s, '@'), *eq, *comma;
+
+	if (at != NULL) {
+		*at++ = '\0';
+		op->runlevel = at;
+	}
+	op->name = s;
+	op->path = OPENRC_SCRIPT_DIR;
+	if (k == CONTENT_SERVICE) {
+		eq = strchr(s, '=');
+		if (eq == NULL)
+			return bad(k, arg, "missing '='", e);
+		*eq++ = '\0';
+		op->host = eq;
+		comma = strchr(eq, ',');
+		if (comma != NULL) {
+			*comma++ = '\0';
+			op->conf = comma;
+		}
+	}
+	if (!openrc_name_ok(op->name) ||
+	    (op->runlevel != NULL && !openrc_name_ok(op->runlevel)))
+		return bad(k, arg, "a name or runlevel with '/' or empty", e);
+	return 0;
+}
+
 int
 content_parse(enum content_kind k, const char *arg, struct content_op *op,
     struct pep_err *e)
@@ -164,7 +199,10 @@ content_parse(enum content_kind k, const char *arg, struct content_op *op,
 	op->own = strdup(arg);
 	if (op->own == NULL)
 		return pep_errf(e, ENOMEM, "out of memory");
-	if (split_fields(op->own, kinds[k].fields, f) < 0)
+	if (k == CONTENT_SERVICE || k == CONTENT_ENABLE ||
+	    k == CONTENT_DISABLE)
+		r = fill_service(k, arg, op->own, op, e);
+	else if (split_fields(op->own, kinds[k].fields, f) < 0)
 		r = bad(k, arg, "missing ':'", e);
 	else
 		r = fill_op(k, arg, f, op, e);
@@ -209,36 +247,46 @@ op_write(struct fsdir *d, const struct content_op *op, time_t now,
 	    &dm, e);
 }
 
-/* The host file's data into a new or replaced file at op->path. */
-static int
-op_upload(struct fsdir *d, const struct content_op *op, time_t now,
-    struct content_result *res, struct pep_err *e)
+int
+content_upload(struct fsdir *d, const char *host, const char *path,
+    uint32_t mode, int force, time_t now, struct pep_err *e)
 {
 	struct fs_meta fm, dm = made_up(S_IFDIR | 0755, now);
 	struct fs_where w;
 	struct stat st;
 	int fd, r;
 
-	fd = open(op->host, O_RDONLY | O_CLOEXEC);
+	fd = open(host, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		r = pep_errf(e, fd < 0 ? errno : EINVAL, "%s: %s", op->host,
+		r = pep_errf(e, fd < 0 ? errno : EINVAL, "%s: %s", host,
 		    fd < 0 ? strerror(errno) : "not a regular file");
 		goto out;
 	}
-	fm = made_up(S_IFREG | (st.st_mode & 07777), st.st_mtime);
+	fm = made_up(S_IFREG | (mode != 0 ? mode : st.st_mode & 07777),
+	    st.st_mtime);
 	fm.mtime_ns = (uint32_t)st.st_mtim.tv_nsec;
-	r = fsdir_put(d, op->path, NULL, 0, &fm, FS_MKDIRS, &dm, e);
+	fs_clamp_mtime(&fm, now);
+	r = fsdir_put(d, path, NULL, 0, &fm, FS_MKDIRS, &dm, e);
 	if (r == 0)
-		r = fsdir_resolve(d, op->path, FS_FOLLOW, NULL, &w, e);
+		r = fsdir_resolve(d, path, FS_FOLLOW, NULL, &w, e);
 	if (r == 0)
-		r = fsdir_copy_fd(d, w.node.id, fd, (uint64_t)st.st_size,
-		    op->host, e);
-	res->files++;
-	res->bytes += (uint64_t)st.st_size;
+		r = fsdir_copy_fd(d, w.node.id, fd, (uint64_t)st.st_size, host,
+		    e);
+	if (r == 0 && force)
+		r = d->ops->set_meta(d, w.node.id, FS_SET_MODE | FS_SET_OWNER,
+		    &fm, e);
 out:
 	if (fd >= 0)
 		close(fd);
 	return r;
+}
+
+static int
+op_upload(struct fsdir *d, const struct content_op *op, time_t now,
+    struct content_result *res, struct pep_err *e)
+{
+	res->files++;
+	return content_upload(d, op->host, op->path, 0, 0, now, e);
 }
 
 static int
@@ -389,6 +437,10 @@ content_apply(struct fsdir *d, const struct content_op *op, time_t now,
 		return op_append(d, op, now, res, e);
 	case CONTENT_TOUCH:
 		return op_touch(d, op, now, res, e);
+	case CONTENT_SERVICE:
+	case CONTENT_ENABLE:
+	case CONTENT_DISABLE:
+		return openrc_apply(d, op, now, e);
 	case CONTENT_NKINDS:
 		break;
 	}

@@ -27,6 +27,9 @@ enum content_kind {
 	CONTENT_DELETE,		/* --delete PATH */
 	CONTENT_APPEND_LINE,	/* --append-line PATH:LINE */
 	CONTENT_TOUCH,		/* --touch PATH */
+	CONTENT_SERVICE,	/* --service NAME=INIT[,CONF][@RUNLEVEL] */
+	CONTENT_ENABLE,		/* --enable NAME[@RUNLEVEL] */
+	CONTENT_DISABLE,	/* --disable NAME[@RUNLEVEL] */
 	CONTENT_NKINDS
 };
 
@@ -41,6 +44,9 @@ struct content_op {
 	uint32_t mode;		/* --chmod, and a recipe file's mode */
 	uint32_t uid, gid;	/* --chown, and a recipe file's owner */
 	int has_mode, has_owner;
+	const char *name;	/* a service's name */
+	const char *conf;	/* a service's /etc/conf.d file (host), or NULL */
+	const char *runlevel;	/* a service's runlevel ("default") */
 	char *own;
 };
 
@@ -68,6 +74,25 @@ struct content_result {
  */
 int content_apply(struct fsdir *d, const struct content_op *op, time_t now,
     struct content_result *res, struct pep_err *e);
+
+/*
+ * A host file's bytes to path in the image (made with its parents, or
+ * replaced). A new file gets mode (0: the host file's permission bits),
+ * root:root and the host file's mtime; a replaced one keeps its metadata
+ * unless force.
+ */
+int content_upload(struct fsdir *d, const char *host, const char *path,
+    uint32_t mode, int force, time_t now, struct pep_err *e);
+
+/* ---------------------------------------------------------- openrc.c */
+
+#define OPENRC_SCRIPT_DIR "/etc/init.d"
+
+/* 1 if name is a usable service or runlevel name. */
+int openrc_name_ok(const char *name);
+/* A --service, --enable or --disable operation. */
+int openrc_apply(struct fsdir *d, const struct content_op *op, time_t now,
+    struct pep_err *e);
 
 /* ------------------------------------------------------------ tree.c */
 

@@ -576,6 +576,15 @@ copy_range(struct fsdir *d, uint64_t node, int fd, uint64_t off,
 }
 
 void
+fs_clamp_mtime(struct fs_meta *m, time_t now)
+{
+	if (m->mtime > (int64_t)now) {
+		m->mtime = now;
+		m->mtime_ns = 0;
+	}
+}
+
+void
 fsdir_release(struct fsdir *d)
 {
 	free(d->copybuf);

@@ -174,6 +174,12 @@ int fsdir_slurp(struct fsdir *d, const char *path, size_t max, char **buf,
 /* The data of host file fd (size bytes) into node, holes kept. */
 int fsdir_copy_fd(struct fsdir *d, uint64_t node, int fd, uint64_t size,
     const char *name, struct pep_err *e);
+/*
+ * A host file's mtime later than now (the bake's epoch) becomes now, as
+ * tar --clamp-mtime does for SOURCE_DATE_EPOCH: a tree checked out by git
+ * a minute ago bakes to the same bytes on every machine.
+ */
+void fs_clamp_mtime(struct fs_meta *m, time_t now);
 /* Free what fsdir.c keeps in d (its owner calls this when done). */
 void fsdir_release(struct fsdir *d);
 /* S_IF* as a word, for messages. */

@@ -29,6 +29,8 @@ enum {
 	OPT_CONSOLE,
 	OPT_EPOCH,
 	OPT_JSON,
+	OPT_NO_PEXI,
+	OPT_GUEST_DIR,
 	OPT_CONTENT = 512
 };
 
@@ -76,6 +78,18 @@ static const struct cli_option bake_options[] = {
 	  "append a line to a file" },
 	{ "touch", required_argument, OPT_CONTENT + CONTENT_TOUCH, "PATH",
 	  "make an empty file, or set its mtime" },
+	{ "service", required_argument, OPT_CONTENT + CONTENT_SERVICE,
+	  "NAME=INIT",
+	  "install an OpenRC service and enable it; NAME=INIT[,CONF]"
+	  "[@RUNLEVEL] (default runlevel: default)" },
+	{ "enable", required_argument, OPT_CONTENT + CONTENT_ENABLE,
+	  "NAME[@LEVEL]", "enable a service, as rc-update add" },
+	{ "disable", required_argument, OPT_CONTENT + CONTENT_DISABLE,
+	  "NAME[@LEVEL]", "disable a service, as rc-update del" },
+	{ "no-pexi", no_argument, OPT_NO_PEXI, NULL,
+	  "do not install the pexi-boot service" },
+	{ "guest-dir", required_argument, OPT_GUEST_DIR, "DIR",
+	  "where pexi-bridge and pexi-boot are (default: found)" },
 	{ "json", no_argument, OPT_JSON, NULL,
 	  "print a JSON report on stdout" },
 	{ "quiet", no_argument, 'q', NULL,
@@ -162,6 +176,8 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 		c->o.epoch_set = 1;
 		break;
 	case OPT_JSON: c->json = 1; break;
+	case OPT_NO_PEXI: c->o.no_pexi = 1; break;
+	case OPT_GUEST_DIR: c->o.guest_dir = arg; break;
 	case 'q': c->o.quiet = 1; break;
 	case 'v': c->verbose++; break;
 	case 'h': usage(); exit(BAKE_EXIT_OK);

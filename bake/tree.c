@@ -1,7 +1,7 @@
 /*
  * --copy-in: a host file or directory tree into the image, as mkfs.ext4
  * -d copies one: numeric owners, permission bits, mtimes (nanoseconds
- * too), symlinks as symlinks (never followed), hard links as hard links,
+ * too; clamped to the bake's epoch, fs_clamp_mtime), symlinks as symlinks (never followed), hard links as hard links,
  * devices, FIFOs, sockets, extended attributes (security.capability
  * among them) and holes. Directories are walked in name order, so the
  * image's bytes do not depend on the host filesystem's readdir order; a
@@ -99,7 +99,7 @@ tree_link_add(struct tree *t, dev_t dev, ino_t ino, uint64_t node)
 }
 
 static void
-tree_meta(const struct stat *st, struct fs_meta *m)
+tree_meta(const struct tree *t, const struct stat *st, struct fs_meta *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->mode = st->st_mode;
@@ -109,6 +109,7 @@ tree_meta(const struct stat *st, struct fs_meta *m)
 	m->mtime_ns = (uint32_t)st->st_mtim.tv_nsec;
 	m->rdev_major = major(st->st_rdev);
 	m->rdev_minor = minor(st->st_rdev);
+	fs_clamp_mtime(m, t->d->now);
 }
 
 static int
@@ -271,7 +272,7 @@ tree_make(struct tree *t, int dirfd, const char *hname, const struct stat *st,
 	struct fs_meta m;
 	ssize_t len;
 
-	tree_meta(st, &m);
+	tree_meta(t, st, &m);
 	if (!S_ISLNK(st->st_mode))
 		return t->d->ops->make(t->d, parent, name, &m, NULL, n, e);
 	len = readlinkat(dirfd, hname, target, sizeof(target));
@@ -318,7 +319,7 @@ tree_node(struct tree *t, int dirfd, const char *hname, uint64_t parent,
 	if (r == 0 && S_ISDIR(st.st_mode))
 		r = tree_dir_entries(t, dirfd, hname, n.id, depth, e);
 	if (r == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
-		tree_meta(&st, &m);
+		tree_meta(t, &st, &m);
 		r = t->d->ops->set_meta(t->d, n.id, FS_SET_MODE |
 		    FS_SET_OWNER | FS_SET_MTIME, &m, e);
 	}

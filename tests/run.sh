@@ -7,6 +7,9 @@
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP" || exit 1
+# pep-bake installs pexi-boot from the guest directory make guest builds
+# (the sanitizer build has none of its own).
+export PEP_GUEST_DIR="${PEP_GUEST_DIR:-$TOP/build/guest}"
 passed=0
 failed=0
 skipped=0

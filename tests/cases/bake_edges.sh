@@ -192,7 +192,8 @@ mbr_limit() {
 	    "$PEP_TMP/p.fs" 512M || bail "mkfs.ext4 failed"
 	dd if="$PEP_TMP/p.fs" of="$f" bs=1M seek=1 conv=notrunc,sparse \
 	    status=none
-	bake_ok "MBR disk of 2.5 TiB: bake" "$f" -o "$OD/big.raw" --json -q
+	bake_ok "MBR disk of 2.5 TiB: bake" "$f" -o "$OD/big.raw" --json -q \
+	    --no-pexi
 	like "MBR disk of 2.5 TiB: warning in --json" \
 	    "$(json_get "$PEP_TMP/bake.out" 'r["warnings"][0]["message"]')" \
 	    'MBR partition cannot end past sector 2\^32 - 1: partition 1 grows to byte 2199023255552 and the last 549755813888 bytes'
@@ -286,7 +287,7 @@ quota_case() {	# name features
 	f=$IN/quota.ext4
 	quota_fs "$f" "$2"
 	bake_ok "$n: bake (creates 99_nocloud.cfg, grows)" "$f" \
-	    -o "$OD/q.ext4" --size 256M -q
+	    -o "$OD/q.ext4" --size 256M -q --no-pexi
 	check "$n: e2fsck -fn clean (usage matches)" \
 	    e2fsck -fn "$OD/q.ext4"
 	for t in user group; do
@@ -309,7 +310,8 @@ quota_case() {	# name features
 		    "$(quota_line "$OD/q.ext4" project 0 | cut -d' ' -f1)" \
 		    -gt "$(quota_line "$f" project 0 | cut -d' ' -f1)"
 	esac
-	bake_ok "$n: bake again" "$f" -o "$OD/q2.ext4" --size 256M -q
+	bake_ok "$n: bake again" "$f" -o "$OD/q2.ext4" --size 256M -q \
+	    --no-pexi
 	check "$n: same bytes twice" cmp -s "$OD/q.ext4" "$OD/q2.ext4"
 	rm -f "$f"
 	clean_od

@@ -106,8 +106,12 @@ check_gpt_report() {	# report
 	    9F8E7D6C-5B4A-4392-8170-6F5E4D3C2B1A
 	is "gpt report: edits" \
 	    "$(json "$r" 'sorted((e["path"], e["action"]) for e in r["edits"]
-	    if e["action"] != "unchanged")')" \
+	    if e["action"] not in ("unchanged", "pexi"))')" \
 	    '[["/boot/grub/grub.cfg", "patched"], ["/etc/cloud/cloud.cfg.d/99_nocloud.cfg", "created"], ["/etc/default/grub", "patched"]]'
+	is "gpt report: pexi-boot installed" \
+	    "$(json "$r" 'sorted(e["path"] for e in r["edits"]
+	    if e["action"] == "pexi")')" \
+	    '["/etc/conf.d/pexi-boot", "/etc/init.d/pexi-boot", "/etc/runlevels/default/pexi-boot", "/usr/local/bin/pexi-bridge"]'
 	is "gpt report: no warnings" "$(json "$r" 'r["warnings"]')" '[]'
 	is "gpt report: timings has convert, layout, edit, commit, total" \
 	    "$(json "$r" '[k for k in ("commit", "convert", "edit", "layout",
@@ -129,7 +133,7 @@ check_other_report() {	# layout boot root_part bootstrap edits
 	is "$1/$2 report: bootstrap" "$(json "$r" 'r["bootstrap"]')" "$4"
 	is "$1/$2 report: edits" \
 	    "$(json "$r" 'sorted(e["path"] for e in r["edits"]
-	    if e["action"] != "unchanged")')" "$5"
+	    if e["action"] not in ("unchanged", "pexi"))')" "$5"
 	rm -f "$in" "$out"
 }
 

@@ -135,7 +135,13 @@ check_bootstrap() {	# name boot in out off_in off_out
 	esac
 }
 
+# pexi-boot's files, and the directories they may have made.
+PEXI_PATHS="/usr/local/bin/pexi-bridge /etc/init.d/pexi-boot
+/etc/conf.d/pexi-boot /etc/runlevels/default/pexi-boot
+/etc/runlevels/default /etc/runlevels /etc/init.d /etc/conf.d"
+
 edited_paths() {	# layout boot
+	echo $PEXI_PATHS
 	case $1 in
 	none)	echo /boot/extlinux.conf /etc/update-extlinux.conf ;;
 	*)	echo /boot/grub/grub.cfg /etc/default/grub ;;

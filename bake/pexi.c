@@ -1,0 +1,190 @@
+/*
+ * The pexi-boot service, installed by default so that a baked image boots
+ * straight into the pep guest: pexi-bridge built static for the image's
+ * architecture (/usr/local/bin/pexi-bridge), the OpenRC script
+ * /etc/init.d/pexi-boot with /etc/conf.d/pexi-boot, enabled in the
+ * default runlevel.
+ *
+ * The image's architecture is what /etc/apk/arch says, else the ELF
+ * machine of /bin/busybox or /bin/sh (read inside the image). The guest
+ * files come from a guest directory: --guest-dir or $PEP_GUEST_DIR, else
+ * "guest" beside the pep-bake executable (the build tree: build/guest),
+ * else ../lib/pep/guest from it (after make install); each holds
+ * ARCH/pexi-bridge, pexi-boot.initd and pexi-boot.confd.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bake.h"
+
+#define PEXI_BRIDGE	"/usr/local/bin/pexi-bridge"
+#define EM_X86_64_	62
+#define EM_AARCH64_	183
+
+/* ELF identification and machine, as the ELF gABI lays them out. */
+struct pexi_elf_head {
+	uint8_t ident[16];
+	uint16_t type;
+	uint16_t machine;
+} __attribute__((packed));
+
+static const char *
+pexi_machine(uint16_t m)
+{
+	switch (m) {
+	case EM_X86_64_: return "x86_64";
+	case EM_AARCH64_: return "aarch64";
+	default: return NULL;
+	}
+}
+
+/* The arch from an ELF file in the image, or NULL. */
+static const char *
+pexi_elf_arch(struct fsdir *d, const char *path)
+{
+	struct pexi_elf_head h;
+	struct fs_node n;
+	size_t got = 0;
+
+	if (fsdir_stat(d, path, &n, NULL) < 0 || !S_ISREG(n.mode) ||
+	    d->ops->read(d, n.id, 0, &h, sizeof(h), &got, NULL) < 0 ||
+	    got != sizeof(h) || memcmp(h.ident, "\177ELF", 4) != 0 ||
+	    h.ident[5] != 1)	/* little-endian */
+		return NULL;
+	return pexi_machine(le16toh(h.machine));
+}
+
+int
+pexi_image_arch(struct fsdir *d, char *arch, size_t n, struct pep_err *e)
+{
+	static const char *const elves[] = { "/bin/busybox", "/bin/sh" };
+	const char *a = NULL;
+	char *buf = NULL;
+	size_t len = 0, i;
+
+	if (fsdir_slurp(d, "/etc/apk/arch", 64, &buf, &len, NULL) == 0) {
+		len = strcspn(buf, "\r\n");
+		buf[len] = '\0';
+		snprintf(arch, n, "%s", buf);
+		free(buf);
+		if (len > 0)
+			return 0;
+	}
+	for (i = 0; a == NULL && i < sizeof(elves) / sizeof(elves[0]); i++)
+		a = pexi_elf_arch(d, elves[i]);
+	if (a == NULL)
+		return pep_errf(e, PEP_ENOTFOUND, "%s: cannot tell the image's "
+		    "architecture (no /etc/apk/arch, and neither /bin/busybox "
+		    "nor /bin/sh is an x86_64 or aarch64 ELF); bake with "
+		    "--no-pexi", d->label);
+	snprintf(arch, n, "%s", a);
+	return 0;
+}
+
+static int
+pexi_is_dir(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int
+pexi_guest_dir(const char *given, char *out, size_t n, struct pep_err *e)
+{
+	char exe[PATH_MAX], *slash;
+	const char *env = getenv("PEP_GUEST_DIR");
+	ssize_t len;
+
+	if (given == NULL && env != NULL && env[0] != '\0')
+		given = env;
+	if (given != NULL) {
+		snprintf(out, n, "%s", given);
+		return pexi_is_dir(out) ? 0 : pep_errf(e, ENOENT, "%s: no "
+		    "such guest directory", given);
+	}
+	len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (len > 0) {
+		exe[len] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		snprintf(out, n, "%s/guest", exe);
+		if (pexi_is_dir(out))
+			return 0;
+		snprintf(out, n, "%s/../lib/pep/guest", exe);
+		if (pexi_is_dir(out))
+			return 0;
+	}
+	return pep_errf(e, PEP_ENOTFOUND, "no guest directory with "
+	    "pexi-bridge (looked beside pep-bake and in ../lib/pep/guest): "
+	    "build it with make guest, name it with --guest-dir, or bake "
+	    "with --no-pexi");
+}
+
+static int
+pexi_file(const char *dir, const char *name, char *out, size_t n,
+    struct pep_err *e)
+{
+	struct stat st;
+
+	snprintf(out, n, "%s/%s", dir, name);
+	if (stat(out, &st) < 0)
+		return pep_errf(e, PEP_ENOTFOUND, "%s: %s; build it with make "
+		    "guest, or bake with --no-pexi", out, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return pep_errf(e, PEP_ENOTFOUND, "%s: not a regular file",
+		    out);
+	return 0;
+}
+
+static int
+pexi_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
+{
+	struct fsdir *d = ext4_fsdir(b->fs);
+	struct content_op svc;
+	char arch[32], dir[PATH_MAX], bridge[PATH_MAX + 64];
+	char initd[PATH_MAX + 64], confd[PATH_MAX + 64], rel[64];
+	int r;
+
+	(void)s;
+	r = pexi_guest_dir(b->o->guest_dir, dir, sizeof(dir), e);
+	if (r == 0)
+		r = pexi_image_arch(d, arch, sizeof(arch), e);
+	snprintf(rel, sizeof(rel), "%s/pexi-bridge", arch);
+	if (r == 0)
+		r = pexi_file(dir, rel, bridge, sizeof(bridge), e);
+	if (r == 0)
+		r = pexi_file(dir, "pexi-boot.initd", initd, sizeof(initd), e);
+	if (r == 0)
+		r = pexi_file(dir, "pexi-boot.confd", confd, sizeof(confd), e);
+	if (r == 0)
+		r = content_upload(d, bridge, PEXI_BRIDGE, 0755, 1,
+		    b->r->epoch, e);
+	if (r < 0)
+		return r;
+	memset(&svc, 0, sizeof(svc));
+	svc.kind = CONTENT_SERVICE;
+	svc.name = "pexi-boot";
+	svc.host = initd;
+	svc.conf = confd;
+	svc.path = OPENRC_SCRIPT_DIR;
+	r = openrc_apply(d, &svc, b->r->epoch, e);
+	if (r == 0) {
+		snprintf(b->r->guest_arch, sizeof(b->r->guest_arch), "%s",
+		    arch);
+		bake_edit(b->r, PEXI_BRIDGE, "pexi");
+		bake_edit(b->r, "/etc/init.d/pexi-boot", "pexi");
+		bake_edit(b->r, "/etc/conf.d/pexi-boot", "pexi");
+		bake_edit(b->r, "/etc/runlevels/default/pexi-boot", "pexi");
+	}
+	return r;
+}
+
+const struct step_ops step_pexi = { "pexi", pexi_run };
