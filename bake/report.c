@@ -164,6 +164,7 @@ report_json(const struct bake_opts *o, const struct bake_report *r)
 	cJSON_AddNumberToObject(j, "root_offset", (double)r->root_offset);
 	cJSON_AddItemToObject(j, "filesystem", report_fs(r));
 	report_str(j, "bootstrap", r->bootstrap);
+	report_str(j, "guest_arch", r->guest_arch);
 	cJSON_AddItemToObject(j, "edits", report_edits(r));
 	cJSON_AddNumberToObject(j, "epoch", (double)r->epoch);
 	cJSON_AddNumberToObject(j, "bytes_read", (double)r->conv.bytes_read);
