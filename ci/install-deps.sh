@@ -8,7 +8,7 @@ libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev libzstd-dev
 libidn2-dev"
 TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
 libclang-rt-14-dev xxd bc time python3 jq openssl iproute2 curl zstd
-nghttp2-server
+nghttp2-server fdisk openrc
 musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 # pep-run: QEMU, UEFI firmware, and what tests/runner/mkguest.sh needs to
 # build the test guest (the kernel itself is fetched with apt-get download);
