@@ -1,7 +1,8 @@
 /*
- * pep-bake private header: every module of bake/ is declared here,
- * grouped under a banner per file. Modules return 0 or a negative code
- * (see common/err.h) and fill a struct pep_err; only pep-bake.c prints.
+ * pep-bake's pipeline: the options, the report, one bake's state and the
+ * steps (bake.c, disk.c, setup.c, pexi.c). Every other module of bake/
+ * has its own header. Modules return 0 or a negative code (see
+ * common/err.h) and fill a struct pep_err; only pep-bake.c prints.
  */
 #ifndef PEP_BAKE_H
 #define PEP_BAKE_H
@@ -13,266 +14,14 @@
 #include "../common/err.h"
 #include "../common/progress.h"
 #include "content.h"
+#include "convert.h"
 #include "ext4.h"
 #include "fsdir.h"
+#include "img.h"
+#include "layout.h"
+#include "out.h"
 
 #define BAKE_VERSION "0.1.0"
-
-/* ------------------------------------------------------------------ */
-/* img.c, img_raw.c, img_vhd.c, img_qcow2.c: input containers          */
-
-enum img_extent {
-	IMG_ZERO = 0,		/* the run reads as zeros (hole/unallocated) */
-	IMG_DATA = 1		/* the run may hold data: read it */
-};
-
-struct img;
-
-struct img_ops {
-	const char *name;	/* "qcow2", "vhd", "raw" */
-	/* 1 if the file is this format, 0 if not, < 0 on I/O error. */
-	int (*probe)(struct img *im, struct pep_err *e);
-	/* Parse and validate metadata; set virtual_size, format, priv. */
-	int (*open)(struct img *im, struct pep_err *e);
-	/* Read len bytes at virtual offset off (off+len <= virtual_size). */
-	int (*pread)(struct img *im, void *buf, size_t len, uint64_t off,
-	    struct pep_err *e);
-	/*
-	 * Classify the run at off. *len is in: the most the caller wants
-	 * (> 0), out: the run's length (0 < out <= in). Returns IMG_DATA or
-	 * IMG_ZERO, or < 0 on error.
-	 */
-	int (*map)(struct img *im, uint64_t off, uint64_t *len,
-	    struct pep_err *e);
-	/*
-	 * Optional. If the run at off is stored verbatim in the container,
-	 * set *file_off to where it starts, shorten *len to the contiguous
-	 * stretch and return 1; return 0 when the run must go through pread.
-	 */
-	int (*direct)(struct img *im, uint64_t off, uint64_t *len,
-	    uint64_t *file_off);
-	void (*close)(struct img *im);
-};
-
-struct img {
-	const struct img_ops *ops;
-	const char *path;	/* for messages */
-	int fd;			/* the container file, read-only */
-	int own_fd;		/* img_close closes fd */
-	uint64_t file_size;
-	uint64_t virtual_size;
-	char format[32];	/* "raw", "vhd-fixed", "vhd-dynamic", "qcow2-v3" */
-	void *priv;
-};
-
-extern const struct img_ops img_raw_ops;
-extern const struct img_ops img_vhd_ops;
-extern const struct img_ops img_qcow2_ops;
-
-/* Detect the format by content and open path read-only. */
-int img_open(struct img **imp, const char *path, struct pep_err *e);
-/* Same on an open fd (not closed by img_close); name is for messages. */
-int img_open_fd(struct img **imp, int fd, const char *name,
-    struct pep_err *e);
-int img_pread(struct img *im, void *buf, size_t len, uint64_t off,
-    struct pep_err *e);
-int img_map(struct img *im, uint64_t off, uint64_t *len, struct pep_err *e);
-int img_direct(struct img *im, uint64_t off, uint64_t *len,
-    uint64_t *file_off);
-void img_close(struct img *im);
-/*
- * Exact read of the container file; a short read is PEP_ECORRUPT
- * "<path>: truncated: <what> at offset N past end of file".
- */
-int img_read_file(struct img *im, void *buf, size_t len, uint64_t off,
-    const char *what, struct pep_err *e);
-
-/* Big-endian helpers shared by the container readers. */
-static inline uint32_t
-be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline uint64_t
-be64(const uint8_t *p)
-{
-	return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
-static inline uint16_t
-be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* ------------------------------------------------------------------ */
-/* out.c: the output file, written under a temporary name             */
-
-struct out {
-	const char *path;	/* the name the user asked for */
-	char *tmppath;		/* visible temporary name, or NULL (O_TMPFILE) */
-	char fdpath[64];	/* /proc/self/fd/N: a name libraries can open */
-	int fd;
-};
-
-/*
- * Before any work: refuse an output name that exists and is not a regular
- * file, is the input itself, or is longer than its directory allows.
- */
-int out_check(const char *path, const char *input, struct pep_err *e);
-int out_create(struct out *o, const char *path, struct pep_err *e);
-/* fsync, give it its final name, fsync the directory. */
-int out_commit(struct out *o, struct pep_err *e);
-/* Remove every trace (safe to call twice, and after commit). */
-void out_abort(struct out *o);
-/* Called from a signal handler: unlink the visible temp name. */
-void out_abort_signal(void);
-
-/* ------------------------------------------------------------------ */
-/* convert.c: container -> sparse raw                                 */
-
-struct convert_stats {
-	uint64_t bytes_read;
-	uint64_t bytes_written;	/* non-zero data written to the output */
-};
-
-/* Copy im's data to outfd (a fresh, empty file) leaving zeros as holes. */
-int convert_run(struct img *im, int outfd, const char *outname,
-    struct progress *p, struct convert_stats *st, struct pep_err *e);
-
-/* ------------------------------------------------------------------ */
-/* gpt.c: the GPT headers read directly                                */
-
-struct gpt_info {
-	int found;		/* a GPT signature, or an intact backup */
-	unsigned long sector_size;	/* 512 or 4096: where it was found */
-	int primary_ok;		/* header and entry-array CRC32s match */
-	int backup_ok;
-	uint64_t described_bytes;	/* the disk the primary describes */
-	uint64_t entries_sectors;	/* the primary's entry array */
-	uint64_t backup_lba;		/* the backup as found */
-	uint64_t backup_entries_lba;
-	uint64_t backup_entries_sectors;
-	uint8_t guid_primary[16];
-	uint8_t guid_backup[16];
-};
-
-/* Inspect the GPT (if any) of the disk of disk_bytes open at fd. */
-void gpt_inspect(int fd, uint64_t disk_bytes, struct gpt_info *gi);
-/* 1 if both copies are intact and name different disk GUIDs. */
-int gpt_guids_differ(const struct gpt_info *gi);
-/* A GUID as text, as sgdisk prints it. */
-void gpt_guid_str(const uint8_t g[16], char out[37]);
-
-/* ------------------------------------------------------------------ */
-/* layout.c: partition tables through libfdisk                        */
-
-enum layout_kind {
-	LAYOUT_NONE,		/* no partition table: a whole-disk fs */
-	LAYOUT_GPT,
-	LAYOUT_MBR
-};
-
-#define LAYOUT_MAXPARTS 128
-
-struct part_info {
-	int partno;		/* 1-based */
-	uint64_t start;		/* bytes */
-	uint64_t size;		/* bytes */
-	int nested;		/* MBR: a logical partition */
-	int container;		/* MBR: an extended partition */
-	char type[64];		/* GUID or MBR type code */
-	char uuid[40];		/* GPT unique GUID */
-	char name[80];		/* GPT name */
-	uint64_t attrs;		/* GPT attribute bits */
-};
-
-struct layout {
-	enum layout_kind kind;
-	unsigned long sector_size;
-	uint64_t disk_bytes;
-	struct gpt_info gpt;
-	size_t nparts;
-	struct part_info parts[LAYOUT_MAXPARTS];
-};
-
-const char *layout_kind_name(enum layout_kind k);
-/*
- * Read the partition table of the disk of disk_bytes open at fd, in the
- * sector size its GPT was written for. A table that cannot be used is an
- * error naming why: both GPT copies damaged, a GPT or a partition that
- * reaches past the end (a truncated image).
- */
-int layout_read(int fd, const char *name, uint64_t disk_bytes,
-    struct layout *l, struct pep_err *e);
-/*
- * A GPT whose primary copy is damaged and backup intact is written anew
- * from the backup, at the disk's current size (before it grows, while the
- * backup is still where libfdisk looks). 1 if repaired, 0 if there was
- * nothing to do, < 0 on error. Read the layout again after a repair.
- */
-int layout_repair(int fd, const char *name, const struct layout *l,
-    struct pep_err *e);
-/* The largest p can be where it starts (MBR: up to sector 2^32 - 1). */
-uint64_t layout_max_part_bytes(const struct layout *l,
-    const struct part_info *p);
-/* Bytes the table keeps at the disk's end (GPT: backup entries+header). */
-uint64_t layout_tail_bytes(const struct layout *l);
-/* Partition partno, or NULL. */
-const struct part_info *layout_part(const struct layout *l, int partno);
-/* The first partition that starts after partno does, or NULL. */
-const struct part_info *layout_after(const struct layout *l, int partno);
-/*
- * The file behind fd has just been extended to disk_bytes from the size
- * before was read at. Relocate the GPT backup to the new end (zeroing the
- * stale old one) and grow primary partition partno, which must be the
- * last, to fill the disk, up to max_part_bytes. Fills *after.
- */
-int layout_grow(int fd, const char *name, const struct layout *before,
-    int partno, uint64_t disk_bytes, uint64_t max_part_bytes,
-    struct layout *after, struct pep_err *e);
-
-/* ------------------------------------------------------------------ */
-/* edit_text.c: line scanning for the text editors                    */
-
-/* The line at in[pos..]: content length *n (no CR/LF), *eol its end. */
-void edit_next_line(const char *in, size_t inlen, size_t pos, size_t *n,
-    size_t *eol);
-
-/* ------------------------------------------------------------------ */
-/* edit_console.c: console= rewriting in bootloader configs          */
-
-enum console_file {
-	CONSOLE_GRUB_CFG,	/* /boot/grub/grub.cfg: linux lines */
-	CONSOLE_DEFAULT_GRUB,	/* /etc/default/grub: GRUB_CMDLINE_LINUX* */
-	CONSOLE_EXTLINUX,	/* /boot/extlinux.conf: APPEND lines */
-	CONSOLE_UPDATE_EXTLINUX	/* /etc/update-extlinux.conf */
-};
-
-/*
- * Rewrite text of a file of the given kind: in each kernel command line,
- * the console= arguments are replaced by console=<c> for each of
- * consoles[] (at the first one's place); a command line without any gets
- * them appended. Nothing else changes. *out is malloc'd; *changed tells
- * whether it differs from in.
- */
-/* 0 if c is a usable console= value, else PEP_EUSAGE with the reason. */
-int console_check(const char *c, struct pep_err *e);
-int console_rewrite(enum console_file kind, const char *in, size_t inlen,
-    const char *const *consoles, size_t ncons, char **out, size_t *outlen,
-    int *changed, struct pep_err *e);
-
-/* ------------------------------------------------------------------ */
-/* edit_nocloud.c: selecting the NoCloud datasource                  */
-
-#define NOCLOUD_CFG_PATH "/etc/cloud/cloud.cfg.d/99_nocloud.cfg"
-#define NOCLOUD_CFG_TEXT "datasource_list: [ NoCloud, None ]\n"
-
-/* /etc/tiny-cloud.conf text with CLOUD=nocloud (line replaced/added). */
-int nocloud_tiny_conf(const char *in, size_t inlen, char **out,
-    size_t *outlen, int *changed, struct pep_err *e);
 
 /* ------------------------------------------------------------------ */
 /* bake.c: the pipeline, a list of steps run by one interpreter        */
@@ -418,11 +167,5 @@ uint64_t disk_room(const struct bake *b, const struct layout *l,
 /* "; use --size of at most N ..." for a root that can reach limit bytes. */
 void disk_size_advice(const struct bake *b, uint64_t limit, char *buf,
     size_t n);
-
-/* ------------------------------------------------------------------ */
-/* report.c: --json and the human summary                            */
-
-char *report_json(const struct bake_opts *o, const struct bake_report *r);
-void report_human(const struct bake_opts *o, const struct bake_report *r);
 
 #endif

@@ -18,7 +18,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "bake.h"
+#include "convert.h"
 
 #define CONVERT_CHUNK	(1u << 20)
 #define CONVERT_BLOCK	4096u

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bake.h"
+#include "edit.h"
 
 struct sbuf {
 	char *p;

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bake.h"
+#include "edit.h"
 
 #define NOCLOUD_LINE "CLOUD=nocloud"
 

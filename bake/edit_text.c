@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "bake.h"
+#include "edit.h"
 
 void
 edit_next_line(const char *in, size_t inlen, size_t pos, size_t *n,

@@ -25,7 +25,7 @@
 #include <et/com_err.h>
 #include <ext2fs/ext2fs.h>
 
-#include "bake.h"
+#include "ext4_priv.h"
 
 /* The geometry a grow aims at. */
 struct grow_plan {

@@ -23,7 +23,7 @@
 
 #include <ext2fs/ext2fs.h>
 
-#include "bake.h"
+#include "ext4_priv.h"
 
 struct fdio {
 	int fd;

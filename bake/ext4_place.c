@@ -17,7 +17,7 @@
 
 #include <ext2fs/ext2fs.h>
 
-#include "bake.h"
+#include "ext4_priv.h"
 
 /*
  * The first b in [lo, hi) with blocks b .. b+num-1 all free. A clear b is

@@ -31,7 +31,7 @@
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
 
-#include "bake.h"
+#include "ext4_priv.h"
 
 #define QT_BLK		1024
 #define QT_TREEOFF	1

@@ -19,7 +19,7 @@
 
 #include <zlib.h>
 
-#include "bake.h"
+#include "layout.h"
 
 #define GPT_SIG "EFI PART"
 #define GPT_HDR_MIN 92		/* UEFI 2.10 table 5-5: the defined fields */

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bake.h"
+#include "img.h"
 
 /* Most specific first: raw accepts anything that merely looks like a disk. */
 static const struct img_ops *const img_formats[] = {

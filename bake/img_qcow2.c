@@ -16,7 +16,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "bake.h"
+#include "img.h"
 
 #define QCOW_MAGIC 0x514649fbu
 #define QCOW_V2_HDR 72

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "bake.h"
+#include "img.h"
 
 #define RAW_EXT_MAGIC_OFF 1080
 

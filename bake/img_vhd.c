@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bake.h"
+#include "img.h"
 
 #define VHD_FOOTER_SIZE 512
 #define VHD_DYNHDR_SIZE 1024

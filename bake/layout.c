@@ -16,7 +16,7 @@
 
 #include <libfdisk/libfdisk.h>
 
-#include "bake.h"
+#include "layout.h"
 
 /* MBR entries hold 32-bit sector numbers; libfdisk (and fdisk) let no
  * partition end past sector 2^32 - 1. */

@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bake.h"
+#include "out.h"
 
 /* "/.NAME.pep-XXXXXX" beyond the name itself, and the pid's digits. */
 #define OUT_TMP_EXTRA	32

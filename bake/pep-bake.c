@@ -15,6 +15,8 @@
 #include "../common/cli.h"
 #include "../common/log.h"
 #include "bake.h"
+#include "edit.h"
+#include "report.h"
 
 enum bake_exit {
 	BAKE_EXIT_OK = 0,

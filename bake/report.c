@@ -10,6 +10,7 @@
 #include "../common/log.h"
 #include "../common/utf8.h"
 #include "bake.h"
+#include "report.h"
 
 /*
  * Add a string that may hold any bytes (file names, partition names, a

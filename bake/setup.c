@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bake.h"
+#include "edit.h"
 
 static const struct console_target {
 	const char *path;

@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../../bake/bake.h"
+#include "../../bake/img.h"
 
 #define FUZZ_MAX_READ (64ull << 20)	/* read disks up to this size */
 #define FUZZ_MAX_RUN (1ull << 30)	/* most asked of one img_map */

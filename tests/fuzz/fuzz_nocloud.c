@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bake/bake.h"
+#include "../../bake/edit.h"
 
 #define FUZZ_LINE "CLOUD=nocloud"
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bake/bake.h"
+#include "../../bake/ext4.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../bake/bake.h"
+#include "../../bake/img.h"
 
 #define DUMP_CHUNK (1u << 20)
 

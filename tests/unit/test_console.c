@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bake/bake.h"
+#include "../../bake/edit.h"
 #include "../tapdata.h"
 
 static const struct {

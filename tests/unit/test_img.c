@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../../bake/bake.h"
+#include "../../bake/img.h"
 #include "../tap.h"
 
 #define T_BS 4096u

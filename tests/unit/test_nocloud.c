@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bake/bake.h"
+#include "../../bake/edit.h"
 #include "../tapdata.h"
 static int
 same(const char *in, size_t inlen, const char *want, size_t wantlen)

@@ -19,7 +19,7 @@
 
 #include <ext2fs/ext2fs.h>
 
-#include "../../bake/bake.h"
+#include "../../bake/ext4.h"
 #include "../tap.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;

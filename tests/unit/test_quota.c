@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../bake/bake.h"
+#include "../../bake/ext4.h"
 #include "../tapdata.h"
 
 static const char *const type_names[QUOTA_NTYPES] = {

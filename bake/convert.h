@@ -1,0 +1,25 @@
+/*
+ * Container to sparse raw (convert.c).
+ */
+#ifndef PEP_CONVERT_H
+#define PEP_CONVERT_H
+
+#include <stdint.h>
+
+#include "../common/err.h"
+#include "../common/progress.h"
+#include "img.h"
+
+/* ------------------------------------------------------------------ */
+/* convert.c: container -> sparse raw                                 */
+
+struct convert_stats {
+	uint64_t bytes_read;
+	uint64_t bytes_written;	/* non-zero data written to the output */
+};
+
+/* Copy im's data to outfd (a fresh, empty file) leaving zeros as holes. */
+int convert_run(struct img *im, int outfd, const char *outname,
+    struct progress *p, struct convert_stats *st, struct pep_err *e);
+
+#endif
