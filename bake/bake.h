@@ -92,12 +92,17 @@ struct bake_report {
 /* Run the whole bake; r is filled as far as it got (bake_report_free). */
 int bake_run(const struct bake_opts *o, struct bake_report *r,
     struct pep_err *e);
+
+/* report.c: filling the report (the report's memory is its own). */
 void bake_report_free(struct bake_report *r);
 /* Add a warning (code: a short token such as "mbr-limit"). */
 void bake_warn(struct bake_report *r, const char *code, const char *path,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Record what happened to a file in the image. */
 void bake_edit(struct bake_report *r, const char *path, const char *action);
+/* Record how long a step took (arg may be NULL). */
+void bake_time(struct bake_report *r, const char *step, const char *arg,
+    double seconds);
 /* The seconds the named steps took, summed. */
 double bake_seconds(const struct bake_report *r, const char *step);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "content.h"
+#include "openrc.h"
 
 #define CONTENT_FILE_MAX (64u << 20)	/* --append-line reads it whole */
 
@@ -166,7 +167,7 @@ fill_service(enum content_kind k, const char *arg, char *s,
 		op->runlevel = at;
 	}
 	op->name = s;
-	op->path = OPENRC_SCRIPT_DIR;
+	op->path = "/etc/init.d";
 	if (k == CONTENT_SERVICE) {
 		eq = strchr(s, '=');
 		if (eq == NULL)
@@ -247,46 +248,12 @@ op_write(struct fsdir *d, const struct content_op *op, time_t now,
 	    &dm, e);
 }
 
-int
-content_upload(struct fsdir *d, const char *host, const char *path,
-    uint32_t mode, int force, time_t now, struct pep_err *e)
-{
-	struct fs_meta fm, dm = made_up(S_IFDIR | 0755, now);
-	struct fs_where w;
-	struct stat st;
-	int fd, r;
-
-	fd = open(host, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		r = pep_errf(e, fd < 0 ? errno : EINVAL, "%s: %s", host,
-		    fd < 0 ? strerror(errno) : "not a regular file");
-		goto out;
-	}
-	fm = made_up(S_IFREG | (mode != 0 ? mode : st.st_mode & 07777),
-	    st.st_mtime);
-	fm.mtime_ns = (uint32_t)st.st_mtim.tv_nsec;
-	fs_clamp_mtime(&fm, now);
-	r = fsdir_put(d, path, NULL, 0, &fm, FS_MKDIRS, &dm, e);
-	if (r == 0)
-		r = fsdir_resolve(d, path, FS_FOLLOW, NULL, &w, e);
-	if (r == 0)
-		r = fsdir_copy_fd(d, w.node.id, fd, (uint64_t)st.st_size, host,
-		    e);
-	if (r == 0 && force)
-		r = d->ops->set_meta(d, w.node.id, FS_SET_MODE | FS_SET_OWNER,
-		    &fm, e);
-out:
-	if (fd >= 0)
-		close(fd);
-	return r;
-}
-
 static int
 op_upload(struct fsdir *d, const struct content_op *op, time_t now,
     struct content_result *res, struct pep_err *e)
 {
 	res->files++;
-	return content_upload(d, op->host, op->path, 0, 0, now, e);
+	return fsdir_upload(d, op->host, op->path, 0, 0, now, e);
 }
 
 static int
@@ -438,9 +405,12 @@ content_apply(struct fsdir *d, const struct content_op *op, time_t now,
 	case CONTENT_TOUCH:
 		return op_touch(d, op, now, res, e);
 	case CONTENT_SERVICE:
+		return openrc_install(d, op->name, op->host, op->conf,
+		    op->runlevel, now, e);
 	case CONTENT_ENABLE:
+		return openrc_enable(d, op->name, op->runlevel, now, e);
 	case CONTENT_DISABLE:
-		return openrc_apply(d, op, now, e);
+		return openrc_disable(d, op->name, op->runlevel, e);
 	case CONTENT_NKINDS:
 		break;
 	}

@@ -75,25 +75,6 @@ struct content_result {
 int content_apply(struct fsdir *d, const struct content_op *op, time_t now,
     struct content_result *res, struct pep_err *e);
 
-/*
- * A host file's bytes to path in the image (made with its parents, or
- * replaced). A new file gets mode (0: the host file's permission bits),
- * root:root and the host file's mtime; a replaced one keeps its metadata
- * unless force.
- */
-int content_upload(struct fsdir *d, const char *host, const char *path,
-    uint32_t mode, int force, time_t now, struct pep_err *e);
-
-/* ---------------------------------------------------------- openrc.c */
-
-#define OPENRC_SCRIPT_DIR "/etc/init.d"
-
-/* 1 if name is a usable service or runlevel name. */
-int openrc_name_ok(const char *name);
-/* A --service, --enable or --disable operation. */
-int openrc_apply(struct fsdir *d, const struct content_op *op, time_t now,
-    struct pep_err *e);
-
 /* ------------------------------------------------------------ tree.c */
 
 /*

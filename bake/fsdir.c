@@ -4,6 +4,7 @@
  * file's data with its holes. See fsdir.h for the resolution rules.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -544,6 +545,45 @@ fsdir_slurp(struct fsdir *d, const char *path, size_t max, char **buf,
 	*buf = b;
 	*len = (size_t)n.size;
 	return 0;
+}
+
+int
+fsdir_upload(struct fsdir *d, const char *host, const char *path,
+    uint32_t mode, int force, time_t now, struct pep_err *e)
+{
+	struct fs_meta fm, dm;
+	struct fs_where w;
+	struct stat st;
+	int fd, r;
+
+	fd = open(host, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = pep_errf(e, fd < 0 ? errno : EINVAL, "%s: %s", host,
+		    fd < 0 ? strerror(errno) : "not a regular file");
+		goto out;
+	}
+	memset(&fm, 0, sizeof(fm));
+	fm.mode = S_IFREG | (mode != 0 ? mode : st.st_mode & 07777);
+	fm.mtime = st.st_mtime;
+	fm.mtime_ns = (uint32_t)st.st_mtim.tv_nsec;
+	fs_clamp_mtime(&fm, now);
+	dm = fm;
+	dm.mode = S_IFDIR | 0755;
+	dm.mtime = now;
+	dm.mtime_ns = 0;
+	r = fsdir_put(d, path, NULL, 0, &fm, FS_MKDIRS, &dm, e);
+	if (r == 0)
+		r = fsdir_resolve(d, path, FS_FOLLOW, NULL, &w, e);
+	if (r == 0)
+		r = fsdir_copy_fd(d, w.node.id, fd, (uint64_t)st.st_size, host,
+		    e);
+	if (r == 0 && force)
+		r = d->ops->set_meta(d, w.node.id, FS_SET_MODE | FS_SET_OWNER,
+		    &fm, e);
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
 }
 
 /* Copy [off, end) of fd into node through buf. */

@@ -171,6 +171,14 @@ int fsdir_remove(struct fsdir *d, const char *path, struct pep_err *e);
  * at most max bytes. */
 int fsdir_slurp(struct fsdir *d, const char *path, size_t max, char **buf,
     size_t *len, struct pep_err *e);
+/*
+ * A host file's bytes to path in the image (made with missing parents,
+ * root:root 0755, or replaced). A new file gets mode (0: the host file's
+ * permission bits), root:root and the host file's mtime (clamped to now);
+ * a replaced one keeps its metadata unless force.
+ */
+int fsdir_upload(struct fsdir *d, const char *host, const char *path,
+    uint32_t mode, int force, time_t now, struct pep_err *e);
 /* The data of host file fd (size bytes) into node, holes kept. */
 int fsdir_copy_fd(struct fsdir *d, uint64_t node, int fd, uint64_t size,
     const char *name, struct pep_err *e);

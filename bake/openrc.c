@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "content.h"
+#include "openrc.h"
 
-#define OPENRC_INITD	OPENRC_SCRIPT_DIR
+#define OPENRC_INITD	"/etc/init.d"
 #define OPENRC_CONFD	"/etc/conf.d"
 #define OPENRC_LEVELS	"/etc/runlevels"
 
@@ -39,9 +39,20 @@ openrc_meta(uint32_t mode, time_t now)
 }
 
 static int
-openrc_enable(struct fsdir *d, const char *name, const char *level,
+openrc_names(struct fsdir *d, const char *name, const char *level,
+    struct pep_err *e)
+{
+	if (openrc_name_ok(name) && openrc_name_ok(level))
+		return 0;
+	return pep_errf(e, PEP_EUSAGE, "%s: bad service or runlevel name "
+	    "'%s@%s'", d->label, name, level);
+}
+
+int
+openrc_enable(struct fsdir *d, const char *name, const char *runlevel,
     time_t now, struct pep_err *e)
 {
+	const char *level = runlevel != NULL ? runlevel : "default";
 	struct fs_meta lm = openrc_meta(S_IFLNK | 0777, now);
 	struct fs_meta dm = openrc_meta(S_IFDIR | 0755, now);
 	char script[512], link[512];
@@ -49,6 +60,9 @@ openrc_enable(struct fsdir *d, const char *name, const char *level,
 	struct fs_node n;
 	int r;
 
+	r = openrc_names(d, name, level, e);
+	if (r < 0)
+		return r;
 	snprintf(script, sizeof(script), OPENRC_INITD "/%s", name);
 	snprintf(link, sizeof(link), OPENRC_LEVELS "/%s/%s", level, name);
 	r = fsdir_stat(d, script, &n, e);
@@ -70,44 +84,38 @@ openrc_enable(struct fsdir *d, const char *name, const char *level,
 	return r;
 }
 
-static int
-openrc_disable(struct fsdir *d, const char *name, const char *level,
+int
+openrc_disable(struct fsdir *d, const char *name, const char *runlevel,
     struct pep_err *e)
 {
+	const char *level = runlevel != NULL ? runlevel : "default";
 	char link[512];
 	int r;
 
+	r = openrc_names(d, name, level, e);
+	if (r < 0)
+		return r;
 	snprintf(link, sizeof(link), OPENRC_LEVELS "/%s/%s", level, name);
 	r = fsdir_remove(d, link, e);
 	return r == -ENOENT ? 0 : r;
 }
 
 int
-openrc_apply(struct fsdir *d, const struct content_op *op, time_t now,
-    struct pep_err *e)
+openrc_install(struct fsdir *d, const char *name, const char *init,
+    const char *conf, const char *runlevel, time_t now, struct pep_err *e)
 {
-	const char *level = op->runlevel != NULL ? op->runlevel : "default";
 	char path[512];
-	int r = 0;
+	int r;
 
-	if (!openrc_name_ok(op->name) || !openrc_name_ok(level))
-		return pep_errf(e, PEP_EUSAGE, "%s: bad service or runlevel "
-		    "name '%s@%s'", d->label, op->name, level);
-	switch (op->kind) {
-	case CONTENT_SERVICE:
-		snprintf(path, sizeof(path), OPENRC_INITD "/%s", op->name);
-		r = content_upload(d, op->host, path, 0755, 1, now, e);
-		snprintf(path, sizeof(path), OPENRC_CONFD "/%s", op->name);
-		if (r == 0 && op->conf != NULL)
-			r = content_upload(d, op->conf, path, 0644, 1, now, e);
-		if (r == 0)
-			r = openrc_enable(d, op->name, level, now, e);
+	r = openrc_names(d, name, runlevel != NULL ? runlevel : "default", e);
+	if (r < 0)
 		return r;
-	case CONTENT_ENABLE:
-		return openrc_enable(d, op->name, level, now, e);
-	case CONTENT_DISABLE:
-		return openrc_disable(d, op->name, level, e);
-	default:
-		return pep_errf(e, PEP_EUSAGE, "not a service operation");
-	}
+	snprintf(path, sizeof(path), OPENRC_INITD "/%s", name);
+	r = fsdir_upload(d, init, path, 0755, 1, now, e);
+	snprintf(path, sizeof(path), OPENRC_CONFD "/%s", name);
+	if (r == 0 && conf != NULL)
+		r = fsdir_upload(d, conf, path, 0644, 1, now, e);
+	if (r == 0)
+		r = openrc_enable(d, name, runlevel, now, e);
+	return r;
 }

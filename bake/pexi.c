@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bake.h"
+#include "openrc.h"
 
 #define PEXI_BRIDGE	"/usr/local/bin/pexi-bridge"
 #define EM_X86_64_	62
@@ -148,7 +149,6 @@ static int
 pexi_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
 {
 	struct fsdir *d = ext4_fsdir(b->fs);
-	struct content_op svc;
 	char arch[32], dir[PATH_MAX], bridge[PATH_MAX + 64];
 	char initd[PATH_MAX + 64], confd[PATH_MAX + 64], rel[64];
 	int r;
@@ -165,17 +165,11 @@ pexi_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
 	if (r == 0)
 		r = pexi_file(dir, "pexi-boot.confd", confd, sizeof(confd), e);
 	if (r == 0)
-		r = content_upload(d, bridge, PEXI_BRIDGE, 0755, 1,
+		r = fsdir_upload(d, bridge, PEXI_BRIDGE, 0755, 1, b->r->epoch,
+		    e);
+	if (r == 0)
+		r = openrc_install(d, "pexi-boot", initd, confd, NULL,
 		    b->r->epoch, e);
-	if (r < 0)
-		return r;
-	memset(&svc, 0, sizeof(svc));
-	svc.kind = CONTENT_SERVICE;
-	svc.name = "pexi-boot";
-	svc.host = initd;
-	svc.conf = confd;
-	svc.path = OPENRC_SCRIPT_DIR;
-	r = openrc_apply(d, &svc, b->r->epoch, e);
 	if (r == 0) {
 		snprintf(b->r->guest_arch, sizeof(b->r->guest_arch), "%s",
 		    arch);

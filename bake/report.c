@@ -2,8 +2,11 @@
  * What a bake did, for people (a few lines on stderr) and for programs
  * (--json on stdout).
  */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -177,6 +180,119 @@ report_json(const struct bake_opts *o, const struct bake_report *r)
 	s = cJSON_Print(j);
 	cJSON_Delete(j);
 	return s;
+}
+
+static int
+grow_array(void **v, size_t n, size_t *cap, size_t elem)
+{
+	void *nv;
+	size_t c;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? *cap * 2 : 8;
+	nv = realloc(*v, c * elem);
+	if (nv == NULL)
+		return -ENOMEM;
+	*v = nv;
+	*cap = c;
+	return 0;
+}
+
+void
+bake_warn(struct bake_report *r, const char *code, const char *path,
+    const char *fmt, ...)
+{
+	struct bake_warning *w;
+	char msg[1024];
+	va_list ap;
+
+	if (grow_array((void **)&r->warnings, r->nwarnings, &r->capw,
+	    sizeof(*w)) < 0) {
+		r->oom = 1;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	w = &r->warnings[r->nwarnings];
+	w->code = code;
+	w->path = strdup(path != NULL ? path : "");
+	w->msg = strdup(msg);
+	if (w->path == NULL || w->msg == NULL) {
+		free(w->path);
+		free(w->msg);
+		r->oom = 1;
+		return;
+	}
+	r->nwarnings++;
+}
+
+void
+bake_edit(struct bake_report *r, const char *path, const char *action)
+{
+	struct bake_edit *ed;
+
+	if (grow_array((void **)&r->edits, r->nedits, &r->cape,
+	    sizeof(*ed)) < 0) {
+		r->oom = 1;
+		return;
+	}
+	ed = &r->edits[r->nedits];
+	ed->path = strdup(path);
+	ed->action = action;
+	if (ed->path == NULL)
+		r->oom = 1;
+	else
+		r->nedits++;
+}
+
+void
+bake_time(struct bake_report *r, const char *step, const char *arg,
+    double seconds)
+{
+	struct bake_timing *t;
+
+	if (grow_array((void **)&r->timings, r->ntimings, &r->capt,
+	    sizeof(*t)) < 0) {
+		r->oom = 1;
+		return;
+	}
+	t = &r->timings[r->ntimings++];
+	t->step = step;
+	t->arg = arg != NULL ? strdup(arg) : NULL;
+	t->seconds = seconds;
+}
+
+double
+bake_seconds(const struct bake_report *r, const char *step)
+{
+	double s = 0;
+	size_t i;
+
+	for (i = 0; i < r->ntimings; i++)
+		if (strcmp(r->timings[i].step, step) == 0)
+			s += r->timings[i].seconds;
+	return s;
+}
+
+void
+bake_report_free(struct bake_report *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nwarnings; i++) {
+		free(r->warnings[i].path);
+		free(r->warnings[i].msg);
+	}
+	for (i = 0; i < r->nedits; i++)
+		free(r->edits[i].path);
+	for (i = 0; i < r->ntimings; i++)
+		free(r->timings[i].arg);
+	free(r->warnings);
+	free(r->edits);
+	free(r->timings);
+	memset(r, 0, sizeof(*r));
 }
 
 static double
