@@ -257,11 +257,14 @@ bake_run(const struct bake_opts *o, struct bake_report *r,
 		return pep_errf(e, ENOMEM, "out of memory");
 	for (i = 0; i < n && rc == 0; i++) {
 		t = progress_now();
+		progress_status(&b.p, step_name(&steps[i]),
+		    steps[i].op != NULL ? steps[i].op->path : NULL);
 		rc = steps[i].ops->run(&b, &steps[i], e);
 		bake_time(r, step_name(&steps[i]),
 		    steps[i].op != NULL ? steps[i].op->path : NULL,
 		    progress_now() - t);
 	}
+	progress_clear(&b.p);
 	if (rc < 0) {
 		ext4_abort(b.fs);
 		out_abort(&b.out);

@@ -68,3 +68,22 @@ progress_end(struct progress *p)
 	progress_draw(p);
 	fputc('\n', stderr);
 }
+
+void
+progress_status(struct progress *p, const char *what, const char *arg)
+{
+	if (!p->enabled)
+		return;
+	fprintf(stderr, "\r\033[K%s%s%.60s", what, arg != NULL ? " " : "",
+	    arg != NULL ? arg : "");
+	fflush(stderr);
+}
+
+void
+progress_clear(struct progress *p)
+{
+	if (!p->enabled)
+		return;
+	fputs("\r\033[K", stderr);
+	fflush(stderr);
+}

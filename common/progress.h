@@ -20,6 +20,10 @@ void progress_init(struct progress *p, int quiet);
 void progress_begin(struct progress *p, const char *stage, uint64_t total);
 void progress_update(struct progress *p, uint64_t done);
 void progress_end(struct progress *p);
+/* A transient status line ("layout", "copy-in /opt"), cleared by the next
+ * one or by progress_clear. */
+void progress_status(struct progress *p, const char *what, const char *arg);
+void progress_clear(struct progress *p);
 double progress_now(void);
 
 #endif
