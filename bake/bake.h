@@ -128,6 +128,7 @@ void out_abort_signal(void);
 struct convert_stats {
 	uint64_t bytes_read;
 	uint64_t bytes_written;	/* non-zero data written to the output */
+	uint64_t bytes_shared;	/* input extents the output shares */
 };
 
 /* Copy im's data to outfd (a fresh, empty file) leaving zeros as holes. */

@@ -107,6 +107,8 @@ report_json(const struct bake_opts *o, const struct bake_report *r)
 	cJSON_AddNumberToObject(j, "bytes_read", (double)r->conv.bytes_read);
 	cJSON_AddNumberToObject(j, "bytes_written",
 	    (double)r->conv.bytes_written);
+	cJSON_AddNumberToObject(j, "bytes_shared",
+	    (double)r->conv.bytes_shared);
 	cJSON_AddItemToObject(j, "timings", report_timings(r));
 	w = cJSON_AddArrayToObject(j, "warnings");
 	for (i = 0; w != NULL && i < r->nwarnings; i++)
