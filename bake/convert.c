@@ -29,8 +29,7 @@
 #define CONVERT_BLOCK	4096u
 #define CONVERT_WINDOW	(8u << 20)
 #define CONVERT_MAXWORKERS 4
-#define CONVERT_SAMPLE_EVERY 4		/* windows; see convert_copy */
-#define CONVERT_SAMPLE_MIN (256u << 10)
+#define CONVERT_SAMPLE	(512u << 10)	/* per window; see convert_copy */
 
 static int
 convert_is_zero(const uint8_t *p, size_t len)
@@ -158,8 +157,9 @@ convert_read_write(struct img *im, uint8_t *buf, int outfd,
  * - It refuses (input and output on different filesystems, an old
  *   kernel): the userspace path, for the rest of the job.
  *
- * Which of these it is, FICLONERANGE on the first aligned run tells: it
- * shares the run or does nothing at all, so asking costs no copy.
+ * Which of these it is, the first aligned run finds out: FICLONERANGE
+ * shares it or does nothing at all (so asking costs no copy), and when
+ * it does not, copy_file_range copies or refuses.
  *
  * PEP_NO_COPY_RANGE=1 in the environment turns the offload off (for
  * tests and benchmarks that compare the two paths).
@@ -181,7 +181,6 @@ struct convert_job {
 	int rc;
 	struct pep_err err;
 	atomic_int offload;	/* enum convert_offload */
-	atomic_int copy_ok;	/* last sample: -1 none yet, 0 no, 1 yes */
 	atomic_uint_fast64_t done;
 	atomic_uint_fast64_t read;
 	atomic_uint_fast64_t written;
@@ -193,9 +192,9 @@ struct convert_worker {
 	struct convert_job *job;
 	uint8_t *buf;
 	struct pep_err e;
-	uint64_t sample_left;	/* verbatim bytes still to sample */
-	uint64_t sample_len;	/* sampled so far (this window) */
-	uint64_t sample_zero;	/* of which zero blocks */
+	uint64_t sample_left;	/* this window's verbatim bytes to sample */
+	uint64_t sample_zero;	/* zero bytes the sample left as holes */
+	int copy_ok;		/* the sample says: the kernel may copy */
 	int main;		/* the calling thread: it draws progress */
 };
 
@@ -223,9 +222,8 @@ convert_probe(struct convert_job *j, uint64_t off, uint64_t len,
 		atomic_store(&j->offload, CONVERT_OFF_SHARE);
 		return 1;
 	}
-	/* EXDEV: copy_file_range refuses files on two filesystems too. */
-	atomic_compare_exchange_strong(&j->offload, &mode,
-	    errno == EXDEV ? CONVERT_OFF_NONE : CONVERT_OFF_COPY);
+	/* Perhaps the kernel copies: copy_file_range will say. */
+	atomic_compare_exchange_strong(&j->offload, &mode, CONVERT_OFF_COPY);
 	return 0;
 }
 
@@ -258,23 +256,15 @@ convert_copy_range(struct convert_job *j, uint64_t off, uint64_t len,
 }
 
 
-/* Publish what this worker's sample found: the next windows follow it. */
-static void
-convert_sample_done(struct convert_worker *w)
-{
-	atomic_store(&w->job->copy_ok,
-	    w->sample_zero * 16 <= w->sample_len);
-	w->sample_len = 0;
-	w->sample_zero = 0;
-}
-
 /*
- * The kernel copies (no sharing). The first MiB of verbatim data in every
- * fourth window (and in every window until there is a first sample) goes
- * through userspace as a sample, which counts the zero blocks it leaves
- * as holes; the windows after a sample with at most one block in 16 zero
- * are copied by the kernel, those after one with more go through
- * userspace. Sampling costs the userspace path on 1/32 of the data.
+ * The kernel copies (no sharing). In each window, the first 512 KiB of
+ * verbatim data go through userspace as a sample, which counts the zero
+ * blocks it leaves as holes; if at most one block in 16 was zero, the
+ * kernel copies the rest of the window's verbatim data, else userspace
+ * does. The decision is the window's own: a disk's data and free space
+ * alternate over a few MiB, and a sample taken one window earlier copied
+ * whole windows of zeros. Sampling costs the userspace path on 1/16 of
+ * the data.
  */
 static int
 convert_copy(struct convert_worker *w, uint64_t off, uint64_t len,
@@ -290,10 +280,9 @@ convert_copy(struct convert_worker *w, uint64_t off, uint64_t len,
 	if (rc < 0)
 		return rc;
 	w->sample_left -= n;
-	w->sample_len += n;
 	w->sample_zero += n - (*written - w0);
 	if (n > 0 && w->sample_left == 0)
-		convert_sample_done(w);
+		w->copy_ok = w->sample_zero * 16 <= CONVERT_SAMPLE;
 	off += n;
 	foff += n;
 	len -= n;
@@ -302,7 +291,7 @@ convert_copy(struct convert_worker *w, uint64_t off, uint64_t len,
 	 * in 15 interleaved cold-cache rounds, bakes took 1.14x qemu-img
 	 * convert's time without it and 1.36x with it.
 	 */
-	if (len > 0 && atomic_load(&j->copy_ok) == 1 &&
+	if (len > 0 && w->copy_ok &&
 	    atomic_load(&j->offload) == CONVERT_OFF_COPY) {
 		n = convert_copy_range(j, off, len, foff);
 		*written += n;
@@ -422,10 +411,9 @@ convert_window(struct convert_worker *w, uint64_t off, uint64_t end)
 	uint64_t start = off, len, wr = 0;
 	int rc = 0;
 
-	w->sample_left = 0;
-	if (off / CONVERT_WINDOW % CONVERT_SAMPLE_EVERY == 0 ||
-	    atomic_load(&j->copy_ok) < 0)
-		w->sample_left = CONVERT_CHUNK;
+	w->sample_left = CONVERT_SAMPLE;
+	w->sample_zero = 0;
+	w->copy_ok = 0;
 	while (off < end && rc == 0) {
 		len = end - off;
 		rc = convert_step(w, off, &len, &wr);
@@ -434,10 +422,6 @@ convert_window(struct convert_worker *w, uint64_t off, uint64_t end)
 		if (w->main)
 			progress_update(j->p, atomic_load(&j->done));
 	}
-	if (w->sample_len >= CONVERT_SAMPLE_MIN)
-		convert_sample_done(w);
-	w->sample_len = 0;
-	w->sample_zero = 0;
 	atomic_fetch_add(&j->written, wr);
 	if (rc == 0 && wr > 0)
 		sync_file_range(j->outfd, (off64_t)start,
@@ -531,7 +515,6 @@ convert_offload_init(struct convert_job *j)
 		j->blksz = (uint64_t)sf.f_bsize;
 	atomic_init(&j->offload, off != NULL && strcmp(off, "1") == 0 ?
 	    CONVERT_OFF_NONE : CONVERT_OFF_PROBE);
-	atomic_init(&j->copy_ok, -1);
 }
 
 int
