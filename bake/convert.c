@@ -255,7 +255,6 @@ convert_copy_range(struct convert_job *j, uint64_t off, uint64_t len,
 	return len - left;
 }
 
-
 /*
  * The kernel copies (no sharing). In each window, the first 512 KiB of
  * verbatim data go through userspace as a sample, which counts the zero
