@@ -140,7 +140,7 @@ convert_read_write(struct img *im, uint8_t *buf, int outfd,
  *
  * - It shares extents (XFS with reflink, btrfs): the output's blocks
  *   become the input's, no data moves and no space is taken (a 1 GiB
- *   disk with 520 MiB of data bakes in under 0.1 s, 2 MiB new). Zero
+ *   disk with 534 MiB of data bakes in 0.02-0.05 s, 1.7 MB new). Zero
  *   blocks inside the input's data runs are shared too, not left as holes:
  *   they cost nothing new, and finding them would mean reading everything
  *   the sharing avoids reading. The input's holes stay holes (img_map).
@@ -150,12 +150,12 @@ convert_read_write(struct img *im, uint8_t *buf, int outfd,
  *   blocks sit 512 bytes after their bitmap) goes through it whole.
  * - It copies (ext4, tmpfs): one copy in the kernel instead of two and
  *   a zero scan through userspace; on ext4 a cold-cache bake of that disk
- *   took 0.31-0.35 s against 0.42-0.72 s. But it writes the zero blocks
- *   inside data runs that the userspace path leaves as holes. A sparse
- *   input (written by qemu-img, cp, mkfs) has almost none; a downloaded,
- *   fully allocated one is mostly zeros, and there the kernel copy was
- *   slower (0.8-1.1 s against 0.63 s) and allocated twice the space. So
- *   the data is sampled: see convert_copy.
+ *   took 0.39-0.49 s against 0.54-0.59 s (medians). But it writes the
+ *   zero blocks inside data runs that the userspace path leaves as holes.
+ *   A sparse input (written by qemu-img, cp, mkfs) has almost none; a
+ *   downloaded, fully allocated one is mostly zeros, and there the kernel
+ *   copy was slower (0.9-1.1 s against 0.65 s) and allocated twice the
+ *   space. So the data is sampled: see convert_copy.
  * - It refuses (input and output on different filesystems, an old
  *   kernel): the userspace path, for the rest of the job.
  *
