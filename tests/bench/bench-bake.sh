@@ -134,7 +134,7 @@ printf 'time ratio pep/reference:    %8.3f  (median of %d rounds; target <= 0.3 
 # window's 512 KiB sample found zeros: the few further on in a window
 # whose sample had none are written (0.3% here). The userspace copy
 # (PEP_NO_COPY_RANGE=1) writes none, as the reference.
-printf 'alloc ratio pep/reference:   %8.3f  (target <= 1.01 with the kernel copying)\n' \
+printf 'alloc ratio pep/reference:   %8.3f  (target <= 1.01: kernel copy)\n' \
     "$(echo "$a_pep / $a_ref" | bc -l)"
 printf '  PEP_NO_COPY_RANGE=1:       %8.3f  (target <= 1)\n' \
     "$(echo "$a_nocopy / $a_ref" | bc -l)"

@@ -34,11 +34,13 @@ trap cleanup_mounts EXIT
 
 # The reasons a case is skipped; empty when everything is there.
 why_skip() {
-	[ -n "${PEP_COPY_NS:-}" ] || { echo "unshare -m is not permitted"; return; }
+	[ -n "${PEP_COPY_NS:-}" ] ||
+	    { echo "unshare -m is not permitted"; return; }
 	[ -e /dev/loop-control ] || { echo "no /dev/loop-control"; return; }
 	grep -qw xfs /proc/filesystems || modprobe xfs 2>/dev/null ||
 	    { echo "the kernel has no xfs"; return; }
-	command -v mkfs.xfs >/dev/null || { echo "no mkfs.xfs (xfsprogs)"; return; }
+	command -v mkfs.xfs >/dev/null ||
+	    { echo "no mkfs.xfs (xfsprogs)"; return; }
 	for ws_c in strace filefrag qemu-img xfs_spaceman; do
 		command -v $ws_c >/dev/null || { echo "no $ws_c"; return; }
 	done
