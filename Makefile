@@ -234,6 +234,7 @@ fuzz: $(FUZZ_BIN)
 bench: all
 	@sh ci/install-deps.sh bench
 	sh tests/bench/bench-bake.sh
+	sh tests/bench/bench-copy.sh
 	sh tests/bench/bench-grow.sh
 	sh tests/bench/bench-pepd.sh
 	sh tests/bench/bench-bridge.sh

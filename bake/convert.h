@@ -14,11 +14,15 @@
 /* convert.c: container -> sparse raw                                 */
 
 struct convert_stats {
-	uint64_t bytes_read;
-	uint64_t bytes_written;	/* non-zero data written to the output */
+	uint64_t bytes_read;	/* by pep-bake, or by the kernel to copy */
+	uint64_t bytes_written;	/* own blocks: non-zero data, kernel copies */
+	uint64_t bytes_shared;	/* data sharing the input's blocks */
 };
 
-/* Copy im's data to outfd (a fresh, empty file) leaving zeros as holes. */
+/*
+ * Copy im's data to outfd (a fresh, empty file) leaving zeros as holes,
+ * or sharing the input's blocks where the filesystem can (see convert.c).
+ */
 int convert_run(struct img *im, int outfd, const char *outname,
     struct progress *p, struct convert_stats *st, struct pep_err *e);
 

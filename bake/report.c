@@ -174,6 +174,8 @@ report_json(const struct bake_opts *o, const struct bake_report *r)
 	cJSON_AddNumberToObject(j, "bytes_read", (double)r->conv.bytes_read);
 	cJSON_AddNumberToObject(j, "bytes_written",
 	    (double)r->conv.bytes_written);
+	cJSON_AddNumberToObject(j, "bytes_shared",
+	    (double)r->conv.bytes_shared);
 	cJSON_AddItemToObject(j, "timings", report_timings(r));
 	cJSON_AddItemToObject(j, "steps", report_steps(r));
 	cJSON_AddItemToObject(j, "warnings", report_warnings(r));

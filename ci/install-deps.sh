@@ -8,15 +8,16 @@ libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev libzstd-dev
 libidn2-dev"
 TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
 libclang-rt-14-dev xxd bc time python3 jq openssl iproute2 curl zstd
-nghttp2-server fdisk openrc
+nghttp2-server fdisk openrc xfsprogs strace
 musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 # pep-run: QEMU, UEFI firmware, and what tests/runner/mkguest.sh needs to
 # build the test guest (the kernel itself is fetched with apt-get download);
 # GRUB's EFI modules for tests/runner/mkefi.sh (grub-mkimage)
 RUN="qemu-system-x86 ovmf busybox-static cpio grub-efi-amd64-bin"
 # `make bench` only (ci/install-deps.sh bench): the references that
-# tests/bench/bench-pepd.sh and bench-bridge.sh measure against
-BENCH="squid nginx-light socat"
+# tests/bench/bench-pepd.sh and bench-bridge.sh measure against, and
+# mkfs.xfs for bench-copy.sh's XFS filesystem
+BENCH="squid nginx-light socat xfsprogs"
 [ "${1:-}" = bench ] || BENCH=""
 
 missing=""
