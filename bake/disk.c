@@ -176,10 +176,10 @@ disk_table_limit(struct bake *b, const struct part_info *root,
 		    root->partno, (unsigned long long)b->target,
 		    (unsigned long long)reach);
 	bake_warn(b->r, "mbr-limit", b->o->input, "%s: an MBR partition "
-	    "cannot end past sector 2^32 - "
-	    "1: partition %d grows to byte %llu and the last %llu bytes of "
-	    "the disk are left unused (convert the disk to GPT to use them)",
-	    b->o->input, root->partno, (unsigned long long)reach,
+	    "cannot end past sector 2^32 - 1: partition %d grows to byte "
+	    "%llu and the last %llu bytes of the disk are left unused "
+	    "(convert the disk to GPT to use them)", b->o->input,
+	    root->partno, (unsigned long long)reach,
 	    (unsigned long long)(want - max));
 	return 0;
 }
@@ -225,18 +225,17 @@ disk_warn_gpt(struct bake *b)
 		gpt_guid_str(g->guid_primary, p);
 		gpt_guid_str(g->guid_backup, k);
 		bake_warn(b->r, "gpt-backup-guid", b->o->input, "%s: the "
-		    "backup GPT header names disk GUID %s "
-		    "but the primary %s: %s", b->o->input, k, p,
-		    b->grow_part ? "the backup is written anew from the "
-		    "primary" : "left as it is, since the table is not "
-		    "rewritten");
+		    "backup GPT header names disk GUID %s but the primary "
+		    "%s: %s", b->o->input, k, p, b->grow_part ? "the backup "
+		    "is written anew from the primary" : "left as it is, "
+		    "since the table is not rewritten");
 	}
 	if (g->found && g->primary_ok && !g->backup_ok)
 		bake_warn(b->r, "gpt-backup-damaged", b->o->input, "%s: the "
-		    "backup GPT header or its entries are "
-		    "damaged: %s", b->o->input, b->grow_part ? "written anew "
-		    "from the primary" : "left as they are, since the table "
-		    "is not rewritten");
+		    "backup GPT header or its entries are damaged: %s",
+		    b->o->input, b->grow_part ? "written anew from the "
+		    "primary" : "left as they are, since the table is not "
+		    "rewritten");
 }
 
 /* Read the input's table (repairing a damaged primary GPT) and root. */
@@ -258,8 +257,8 @@ disk_read(struct bake *b, struct pep_err *e)
 		return rc;
 	if (rc == 1) {
 		bake_warn(r, "gpt-primary-rebuilt", b->o->input, "%s: the "
-		    "primary GPT header or its entries were "
-		    "damaged: rebuilt from the intact backup", b->o->input);
+		    "primary GPT header or its entries were damaged: rebuilt "
+		    "from the intact backup", b->o->input);
 		rc = layout_read(b->out.fd, b->o->input, vs, &r->before, e);
 		if (rc < 0)
 			return rc;
