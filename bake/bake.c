@@ -4,9 +4,10 @@
  * it into a sparse raw output under a temporary name, grow the disk and
  * its root partition, open the root filesystem, grow it, make the image a
  * pep guest (console, NoCloud, the pexi-boot service), apply the content
- * operations in the order given, close the filesystem (quota files recounted), and only then give
- * the output its name. Each step is timed; the first failure stops the
- * run and nothing is left under the output's name.
+ * operations in the order given, close the filesystem (quota files
+ * recounted), and only then give the output its name. Each step is
+ * timed; the first failure stops the run and nothing is left under the
+ * output's name.
  */
 #include <errno.h>
 #include <stdarg.h>
