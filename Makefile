@@ -241,7 +241,7 @@ bench: all
 	sh tests/bench/bench-vsock.sh
 
 demo: deps
-	$(MAKE) $(BUILD)/pep-bake
+	$(MAKE) $(BUILD)/pep-bake guest
 	sh tests/demo.sh
 
 install: all guest
