@@ -31,6 +31,8 @@ enum {
 	OPT_JSON,
 	OPT_NO_PEXI,
 	OPT_GUEST_DIR,
+	OPT_ARCH,
+	OPT_BOOTSTRAP,
 	OPT_CONTENT = 512
 };
 
@@ -55,6 +57,11 @@ static const struct cli_option bake_options[] = {
 	{ "epoch", required_argument, OPT_EPOCH, "SECONDS",
 	  "timestamps written (default $SOURCE_DATE_EPOCH, else the input "
 	  "filesystem's)" },
+	{ "bootstrap", required_argument, OPT_BOOTSTRAP, "WHICH",
+	  "NoCloud for auto (what the image has), cloud-init, tiny-cloud or "
+	  "none" },
+	{ "arch", required_argument, OPT_ARCH, "ARCH",
+	  "refuse an image of another architecture (x86_64, aarch64...)" },
 	{ "write", required_argument, OPT_CONTENT + CONTENT_WRITE,
 	  "PATH:CONTENT", "write a file (root:root 0644)" },
 	{ "upload", required_argument, OPT_CONTENT + CONTENT_UPLOAD,
@@ -140,11 +147,27 @@ add_content(struct bake_cli *c, enum content_kind k, const char *arg)
 	c->nops++;
 }
 
-static void
-parse_opt(struct bake_cli *c, int ch, const char *arg)
+/* An --arch value: one of Alpine's architectures. */
+static const char *
+arch_arg(const char *arg)
+{
+	char list[256];
+
+	if (!pexi_arch_known(arg)) {
+		pexi_arch_names(list, sizeof(list));
+		cli_usage_error("pep-bake", "invalid --arch '%s' (one of %s)",
+		    arg, list);
+	}
+	return arg;
+}
+
+/* A setting of the bake (struct bake_opts). 0 if ch is none. */
+static int
+parse_setting(struct bake_cli *c, int ch, const char *arg)
 {
 	struct pep_err e = { 0, "" };
 	long long n;
+	int b;
 
 	switch (ch) {
 	case 'o': c->o.output = arg; break;
@@ -175,8 +198,28 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 		c->o.epoch = (time_t)n;
 		c->o.epoch_set = 1;
 		break;
-	case OPT_JSON: c->json = 1; break;
+	case OPT_BOOTSTRAP:
+		b = setup_bootstrap_of(arg);
+		if (b < 0)
+			usage_error("invalid --bootstrap '%s' (auto, "
+			    "cloud-init, tiny-cloud or none)", arg);
+		c->o.bootstrap = (enum bake_bootstrap)b;
+		c->o.bootstrap_set = 1;
+		break;
+	case OPT_ARCH: c->o.arch = arch_arg(arg); break;
 	case OPT_NO_PEXI: c->o.no_pexi = 1; break;
+	default: return 0;
+	}
+	return 1;
+}
+
+static void
+parse_opt(struct bake_cli *c, int ch, const char *arg)
+{
+	if (parse_setting(c, ch, arg))
+		return;
+	switch (ch) {
+	case OPT_JSON: c->json = 1; break;
 	case OPT_GUEST_DIR: c->o.guest_dir = arg; break;
 	case 'q': c->o.quiet = 1; break;
 	case 'v': c->verbose++; break;
@@ -192,13 +235,27 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 	}
 }
 
+/* $SOURCE_DATE_EPOCH, when --epoch sets no epoch. */
+static void
+env_epoch(struct bake_cli *c)
+{
+	const char *env = getenv("SOURCE_DATE_EPOCH");
+	long long ep;
+
+	if (c->o.epoch_set || env == NULL || *env == '\0')
+		return;
+	if (cli_parse_num(env, 0, INT32_MAX, &ep) < 0)
+		usage_error("invalid SOURCE_DATE_EPOCH '%s' (seconds since "
+		    "1970, 0 to 2147483647)", env);
+	c->o.epoch = (time_t)ep;
+	c->o.epoch_set = 1;
+}
+
 static void
 parse_args(struct bake_cli *c, int argc, char **argv)
 {
 	struct option longopts[NOPTS + 1];
 	char shortopts[2 * NOPTS + 1];
-	const char *env;
-	long long ep;
 	int ch;
 
 	cli_getopt_tables(bake_options, NOPTS, longopts, shortopts);
@@ -218,14 +275,7 @@ parse_args(struct bake_cli *c, int argc, char **argv)
 		c->o.consoles[c->o.nconsoles++] = "hvc0";
 	c->o.ops = c->ops;
 	c->o.nops = c->nops;
-	env = getenv("SOURCE_DATE_EPOCH");
-	if (!c->o.epoch_set && env != NULL && *env != '\0') {
-		if (cli_parse_num(env, 0, INT32_MAX, &ep) < 0)
-			usage_error("invalid SOURCE_DATE_EPOCH '%s' (seconds "
-			    "since 1970, 0 to 2147483647)", env);
-		c->o.epoch = (time_t)ep;
-		c->o.epoch_set = 1;
-	}
+	env_epoch(c);
 }
 
 /* Built before the work starts: a handler may only write(2). */
