@@ -49,7 +49,7 @@ BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/edit_nocloud.c bake/bake.c bake/report.c bake/gpt.c bake/disk.c \
 	bake/ext4_quota.c bake/ext4_fsdir.c bake/fsdir.c bake/content.c \
 	bake/tree.c bake/archive.c bake/setup.c bake/openrc.c \
-	bake/pexi.c
+	bake/pexi.c bake/recipe.c
 BAKE_MAIN = bake/pep-bake.c
 
 PEPD_LIB_SRC = common/frame.c common/base64.c \

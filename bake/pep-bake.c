@@ -15,6 +15,7 @@
 #include "../common/cli.h"
 #include "../common/log.h"
 #include "bake.h"
+#include "recipe.h"
 
 enum bake_exit {
 	BAKE_EXIT_OK = 0,
@@ -31,6 +32,7 @@ enum {
 	OPT_JSON,
 	OPT_NO_PEXI,
 	OPT_GUEST_DIR,
+	OPT_RECIPE,
 	OPT_ARCH,
 	OPT_BOOTSTRAP,
 	OPT_CONTENT = 512
@@ -38,16 +40,22 @@ enum {
 
 struct bake_cli {
 	struct bake_opts o;
-	struct content_op *ops;
+	struct content_op *ops;	/* the command line's, each owning own */
 	size_t nops, capops;
+	const char *recipe_path;
+	struct recipe *recipe;
+	struct content_op *merged;	/* the recipe's, then ops (free()) */
 	int json;
 	int verbose;
 };
 
 /* One table drives getopt_long and --help (common/cli.h). */
 static const struct cli_option bake_options[] = {
+	{ "recipe", required_argument, OPT_RECIPE, "FILE",
+	  "settings and operations from a JSON recipe (pep-recipe(5)); "
+	  "flags override it, their operations run after its" },
 	{ "output", required_argument, 'o', "FILE",
-	  "raw disk to write (required)" },
+	  "raw disk to write (required, unless the recipe names it)" },
 	{ "size", required_argument, 's', "SIZE",
 	  "disk size, e.g. 2G (default 2G; never shrinks)" },
 	{ "root-partition", required_argument, OPT_ROOT, "N",
@@ -114,7 +122,8 @@ static const struct cli_option bake_options[] = {
 static void
 usage(void)
 {
-	printf("usage: pep-bake [options] INPUT -o OUTPUT\n\n"
+	printf("usage: pep-bake [options] INPUT -o OUTPUT\n"
+	    "       pep-bake --recipe FILE [options] [INPUT] [-o OUTPUT]\n\n"
 	    "Bake an Alpine cloud image (VHD, qcow2 or raw, detected by "
 	    "content)\ninto a sparse raw disk: grown, console on hvc0, "
 	    "NoCloud datasource.\nContent operations run in the order "
@@ -219,6 +228,11 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 	if (parse_setting(c, ch, arg))
 		return;
 	switch (ch) {
+	case OPT_RECIPE:
+		if (c->recipe_path != NULL)
+			usage_error("%s", "only one --recipe");
+		c->recipe_path = arg;
+		break;
 	case OPT_JSON: c->json = 1; break;
 	case OPT_GUEST_DIR: c->o.guest_dir = arg; break;
 	case 'q': c->o.quiet = 1; break;
@@ -235,7 +249,7 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 	}
 }
 
-/* $SOURCE_DATE_EPOCH, when --epoch sets no epoch. */
+/* $SOURCE_DATE_EPOCH, when neither --epoch nor the recipe sets one. */
 static void
 env_epoch(struct bake_cli *c)
 {
@@ -251,6 +265,25 @@ env_epoch(struct bake_cli *c)
 	c->o.epoch_set = 1;
 }
 
+/* A recipe's settings under the command line's; errors are one line. */
+static void
+load_recipe(struct bake_cli *c)
+{
+	struct pep_err e = { 0, "" };
+	int use_source = c->o.input == NULL;
+	int r;
+
+	r = recipe_load(c->recipe_path, &c->recipe, &e);
+	if (r == 0)
+		r = recipe_merge(c->recipe, &c->o, &c->merged, &e);
+	if (r == 0)
+		r = recipe_check_host(c->recipe, use_source, &e);
+	if (r < 0) {
+		log_warnx("%s", e.msg[0] ? e.msg : pep_strerror(r));
+		exit(r == -ENOMEM ? BAKE_EXIT_ERROR : BAKE_EXIT_USAGE);
+	}
+}
+
 static void
 parse_args(struct bake_cli *c, int argc, char **argv)
 {
@@ -261,20 +294,27 @@ parse_args(struct bake_cli *c, int argc, char **argv)
 	cli_getopt_tables(bake_options, NOPTS, longopts, shortopts);
 	while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
 		parse_opt(c, ch, optarg);
-	if (optind != argc - 1)
-		usage_error("%s", optind < argc ? "exactly one INPUT expected" :
-		    "missing INPUT");
-	c->o.input = argv[optind];
+	if (optind < argc - 1)
+		usage_error("%s", "exactly one INPUT expected");
+	if (optind < argc)
+		c->o.input = argv[optind];
+	c->o.ops = c->ops;
+	c->o.nops = c->nops;
+	if (c->recipe_path != NULL)
+		load_recipe(c);
+	if (c->o.input == NULL)
+		usage_error("%s", c->recipe_path == NULL ? "missing INPUT" :
+		    "missing INPUT (the recipe has no \"source\")");
 	if (c->o.output == NULL)
-		usage_error("%s", "missing -o OUTPUT");
+		usage_error("%s", c->recipe_path == NULL ?
+		    "missing -o OUTPUT" :
+		    "missing -o OUTPUT (the recipe has no \"output\")");
 	if (c->o.output[0] == '\0')
 		usage_error("%s", "-o: empty file name");
 	if (c->o.input[0] == '\0')
 		usage_error("%s", "INPUT: empty file name");
 	if (c->o.nconsoles == 0)
 		c->o.consoles[c->o.nconsoles++] = "hvc0";
-	c->o.ops = c->ops;
-	c->o.nops = c->nops;
 	env_epoch(c);
 }
 
@@ -312,6 +352,8 @@ free_cli(struct bake_cli *c)
 	for (i = 0; i < c->nops; i++)
 		content_free(&c->ops[i]);
 	free(c->ops);
+	free(c->merged);
+	recipe_free(c->recipe);
 }
 
 /* Print the report; the exit status. */
@@ -346,6 +388,7 @@ main(int argc, char **argv)
 	int rc, status;
 
 	memset(&c, 0, sizeof(c));
+	log_init("pep-bake", 0, 0);
 	parse_args(&c, argc, argv);
 	log_init("pep-bake", c.verbose, c.o.quiet);
 	install_signals(c.o.output);
