@@ -244,7 +244,8 @@ demo: deps
 	sh tests/demo.sh
 
 install: all guest
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/lib/pep/guest/x86_64 \
 		$(DESTDIR)$(PREFIX)/lib/pep/guest/aarch64
@@ -254,6 +255,7 @@ install: all guest
 		$(DESTDIR)$(PREFIX)/lib/pep/guest/aarch64/
 	install -m 644 $(GUEST_FILES) $(DESTDIR)$(PREFIX)/lib/pep/guest/
 	install -m 644 bake/pep-bake.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 bake/pep-recipe.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 runner/pep-run.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 PREFIX ?= /usr/local
