@@ -210,7 +210,8 @@ build-fuzz/fuzz_vhost_user: tests/fuzz/fuzz_vhost_user.c $(RUN_LIB_SRC) \
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(RUN_LIB_SRC)
 
 $(FUZZ_BAKE_SRC:tests/fuzz/%.c=build-fuzz/%): build-fuzz/%: tests/fuzz/%.c \
-		$(BAKE_LIB_SRC) $(COMMON_SRC) bake/bake.h $(wildcard tests/fuzz/*.h)
+		$(BAKE_LIB_SRC) $(COMMON_SRC) \
+		$(wildcard bake/*.h tests/fuzz/*.h)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(BAKE_LIB_SRC) $(COMMON_SRC) \
 		$(BAKE_LIBS)
