@@ -49,7 +49,7 @@ BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/edit_nocloud.c bake/bake.c bake/report.c bake/gpt.c bake/disk.c \
 	bake/ext4_quota.c bake/ext4_fsdir.c bake/fsdir.c bake/content.c \
 	bake/tree.c bake/archive.c bake/setup.c bake/openrc.c \
-	bake/pexi.c
+	bake/pexi.c bake/recipe.c
 BAKE_MAIN = bake/pep-bake.c
 
 PEPD_LIB_SRC = common/frame.c common/base64.c \
@@ -210,7 +210,8 @@ build-fuzz/fuzz_vhost_user: tests/fuzz/fuzz_vhost_user.c $(RUN_LIB_SRC) \
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(RUN_LIB_SRC)
 
 $(FUZZ_BAKE_SRC:tests/fuzz/%.c=build-fuzz/%): build-fuzz/%: tests/fuzz/%.c \
-		$(BAKE_LIB_SRC) $(COMMON_SRC) $(wildcard bake/*.h tests/fuzz/*.h)
+		$(BAKE_LIB_SRC) $(COMMON_SRC) \
+		$(wildcard bake/*.h tests/fuzz/*.h)
 	@mkdir -p build-fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(BAKE_LIB_SRC) $(COMMON_SRC) \
 		$(BAKE_LIBS)
@@ -245,7 +246,8 @@ demo: deps
 	sh tests/demo.sh
 
 install: all guest
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/lib/pep/guest/x86_64 \
 		$(DESTDIR)$(PREFIX)/lib/pep/guest/aarch64
@@ -255,6 +257,7 @@ install: all guest
 		$(DESTDIR)$(PREFIX)/lib/pep/guest/aarch64/
 	install -m 644 $(GUEST_FILES) $(DESTDIR)$(PREFIX)/lib/pep/guest/
 	install -m 644 bake/pep-bake.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 bake/pep-recipe.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 runner/pep-run.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 PREFIX ?= /usr/local

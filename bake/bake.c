@@ -2,8 +2,9 @@
  * The bake pipeline as a list of steps run by one interpreter (as
  * bubblewrap runs its SetupOp list): open the input by content, convert
  * it into a sparse raw output under a temporary name, grow the disk and
- * its root partition, open the root filesystem, grow it, make the image a
- * pep guest (console, NoCloud, the pexi-boot service), apply the content
+ * its root partition, open the root filesystem (and check its
+ * architecture, when one is asked for), grow it, make the image a pep
+ * guest (console, NoCloud, the pexi-boot service), apply the content
  * operations in the order given, close the filesystem (quota files
  * recounted), and only then give the output its name. Each step is
  * timed; the first failure stops the run and nothing is left under the
@@ -206,13 +207,24 @@ static const struct step_ops step_commit = { "commit", step_commit_run };
 
 /* ------------------------------------------------------------- plan */
 
+/* Whether a step of the fixed head runs in this bake. */
+static int
+step_wanted(const struct bake_opts *o, const struct step_ops *ops)
+{
+	if (ops == &step_arch)
+		return o->arch != NULL;
+	if (ops == &step_pexi)
+		return !o->no_pexi;
+	return 1;
+}
+
 /* The steps of this bake, in order. Free with free(). */
 static struct bake_step *
 bake_plan(const struct bake_opts *o, size_t *n)
 {
 	static const struct step_ops *const head[] = { &step_open,
-	    &step_convert, &step_layout, &step_fs_open, &step_grow,
-	    &step_console, &step_nocloud, &step_pexi };
+	    &step_convert, &step_layout, &step_fs_open, &step_arch,
+	    &step_grow, &step_console, &step_nocloud, &step_pexi };
 	static const struct step_ops *const tail[] = { &step_fs_close,
 	    &step_commit };
 	size_t nh = sizeof(head) / sizeof(head[0]);
@@ -222,7 +234,7 @@ bake_plan(const struct bake_opts *o, size_t *n)
 	if (s == NULL)
 		return NULL;
 	for (i = 0; i < nh; i++)
-		if (head[i] != &step_pexi || !o->no_pexi)
+		if (step_wanted(o, head[i]))
 			s[k++].ops = head[i];
 	for (i = 0; i < o->nops; i++) {
 		s[k].ops = &step_content;

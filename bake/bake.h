@@ -28,6 +28,14 @@
 
 #define BAKE_MAXCONSOLES 8
 
+/* Which NoCloud datasource to configure (setup.c). */
+enum bake_bootstrap {
+	BAKE_BOOTSTRAP_AUTO = 0,	/* whichever the image has */
+	BAKE_BOOTSTRAP_CLOUDINIT,	/* cloud-init's, found or not */
+	BAKE_BOOTSTRAP_TINYCLOUD,	/* tiny-cloud's, found or not */
+	BAKE_BOOTSTRAP_NONE		/* neither */
+};
+
 struct bake_opts {
 	const char *input;
 	const char *output;
@@ -43,6 +51,9 @@ struct bake_opts {
 	size_t nops;
 	int no_pexi;		/* do not install pexi-boot */
 	const char *guest_dir;	/* where the guest files are (pexi.c) */
+	const char *arch;	/* the image must be this arch, or NULL */
+	enum bake_bootstrap bootstrap;
+	int bootstrap_set;	/* bootstrap given (auto is a valid choice) */
 };
 
 struct bake_edit {
@@ -143,11 +154,21 @@ struct bake_step {
 extern const struct step_ops step_console;
 /* The NoCloud datasource for cloud-init or tiny-cloud. */
 extern const struct step_ops step_nocloud;
+/* A bootstrap's name ("auto", "cloud-init", "tiny-cloud", "none"), and
+ * the bootstrap a name stands for, or -1. */
+const char *setup_bootstrap_name(enum bake_bootstrap b);
+int setup_bootstrap_of(const char *name);
 
 /* ------------------------------------------------------------------ */
 /* pexi.c: the pexi-boot service, installed by default                */
 
 extern const struct step_ops step_pexi;
+/* Refuse an image whose architecture is not o->arch. */
+extern const struct step_ops step_arch;
+/* 1 if arch is one of Alpine's architecture names ("x86_64", ...). */
+int pexi_arch_known(const char *arch);
+/* Alpine's architecture names into buf, quoted and comma-separated. */
+void pexi_arch_names(char *buf, size_t n);
 /* The image's architecture ("x86_64", "aarch64"). */
 int pexi_image_arch(struct fsdir *d, char *arch, size_t n,
     struct pep_err *e);

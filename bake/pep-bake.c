@@ -17,6 +17,7 @@
 #include "bake.h"
 #include "edit.h"
 #include "report.h"
+#include "recipe.h"
 
 enum bake_exit {
 	BAKE_EXIT_OK = 0,
@@ -33,21 +34,30 @@ enum {
 	OPT_JSON,
 	OPT_NO_PEXI,
 	OPT_GUEST_DIR,
+	OPT_RECIPE,
+	OPT_ARCH,
+	OPT_BOOTSTRAP,
 	OPT_CONTENT = 512
 };
 
 struct bake_cli {
 	struct bake_opts o;
-	struct content_op *ops;
+	struct content_op *ops;	/* the command line's, each owning own */
 	size_t nops, capops;
+	const char *recipe_path;
+	struct recipe *recipe;
+	struct content_op *merged;	/* the recipe's, then ops (free()) */
 	int json;
 	int verbose;
 };
 
 /* One table drives getopt_long and --help (common/cli.h). */
 static const struct cli_option bake_options[] = {
+	{ "recipe", required_argument, OPT_RECIPE, "FILE",
+	  "settings and operations from a JSON recipe (pep-recipe(5)); "
+	  "flags override it, their operations run after its" },
 	{ "output", required_argument, 'o', "FILE",
-	  "raw disk to write (required)" },
+	  "raw disk to write (required, unless the recipe names it)" },
 	{ "size", required_argument, 's', "SIZE",
 	  "disk size, e.g. 2G (default 2G; never shrinks)" },
 	{ "root-partition", required_argument, OPT_ROOT, "N",
@@ -57,6 +67,11 @@ static const struct cli_option bake_options[] = {
 	{ "epoch", required_argument, OPT_EPOCH, "SECONDS",
 	  "timestamps written (default $SOURCE_DATE_EPOCH, else the input "
 	  "filesystem's)" },
+	{ "bootstrap", required_argument, OPT_BOOTSTRAP, "WHICH",
+	  "NoCloud for auto (what the image has), cloud-init, tiny-cloud or "
+	  "none" },
+	{ "arch", required_argument, OPT_ARCH, "ARCH",
+	  "refuse an image of another architecture (x86_64, aarch64...)" },
 	{ "write", required_argument, OPT_CONTENT + CONTENT_WRITE,
 	  "PATH:CONTENT", "write a file (root:root 0644)" },
 	{ "upload", required_argument, OPT_CONTENT + CONTENT_UPLOAD,
@@ -109,7 +124,8 @@ static const struct cli_option bake_options[] = {
 static void
 usage(void)
 {
-	printf("usage: pep-bake [options] INPUT -o OUTPUT\n\n"
+	printf("usage: pep-bake [options] INPUT -o OUTPUT\n"
+	    "       pep-bake --recipe FILE [options] [INPUT] [-o OUTPUT]\n\n"
 	    "Bake an Alpine cloud image (VHD, qcow2 or raw, detected by "
 	    "content)\ninto a sparse raw disk: grown, console on hvc0, "
 	    "NoCloud datasource.\nContent operations run in the order "
@@ -142,11 +158,27 @@ add_content(struct bake_cli *c, enum content_kind k, const char *arg)
 	c->nops++;
 }
 
-static void
-parse_opt(struct bake_cli *c, int ch, const char *arg)
+/* An --arch value: one of Alpine's architectures. */
+static const char *
+arch_arg(const char *arg)
+{
+	char list[256];
+
+	if (!pexi_arch_known(arg)) {
+		pexi_arch_names(list, sizeof(list));
+		cli_usage_error("pep-bake", "invalid --arch '%s' (one of %s)",
+		    arg, list);
+	}
+	return arg;
+}
+
+/* A setting of the bake (struct bake_opts). 0 if ch is none. */
+static int
+parse_setting(struct bake_cli *c, int ch, const char *arg)
 {
 	struct pep_err e = { 0, "" };
 	long long n;
+	int b;
 
 	switch (ch) {
 	case 'o': c->o.output = arg; break;
@@ -177,8 +209,33 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 		c->o.epoch = (time_t)n;
 		c->o.epoch_set = 1;
 		break;
-	case OPT_JSON: c->json = 1; break;
+	case OPT_BOOTSTRAP:
+		b = setup_bootstrap_of(arg);
+		if (b < 0)
+			usage_error("invalid --bootstrap '%s' (auto, "
+			    "cloud-init, tiny-cloud or none)", arg);
+		c->o.bootstrap = (enum bake_bootstrap)b;
+		c->o.bootstrap_set = 1;
+		break;
+	case OPT_ARCH: c->o.arch = arch_arg(arg); break;
 	case OPT_NO_PEXI: c->o.no_pexi = 1; break;
+	default: return 0;
+	}
+	return 1;
+}
+
+static void
+parse_opt(struct bake_cli *c, int ch, const char *arg)
+{
+	if (parse_setting(c, ch, arg))
+		return;
+	switch (ch) {
+	case OPT_RECIPE:
+		if (c->recipe_path != NULL)
+			usage_error("%s", "only one --recipe");
+		c->recipe_path = arg;
+		break;
+	case OPT_JSON: c->json = 1; break;
 	case OPT_GUEST_DIR: c->o.guest_dir = arg; break;
 	case 'q': c->o.quiet = 1; break;
 	case 'v': c->verbose++; break;
@@ -194,40 +251,73 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 	}
 }
 
+/* $SOURCE_DATE_EPOCH, when neither --epoch nor the recipe sets one. */
+static void
+env_epoch(struct bake_cli *c)
+{
+	const char *env = getenv("SOURCE_DATE_EPOCH");
+	long long ep;
+
+	if (c->o.epoch_set || env == NULL || *env == '\0')
+		return;
+	if (cli_parse_num(env, 0, INT32_MAX, &ep) < 0)
+		usage_error("invalid SOURCE_DATE_EPOCH '%s' (seconds since "
+		    "1970, 0 to 2147483647)", env);
+	c->o.epoch = (time_t)ep;
+	c->o.epoch_set = 1;
+}
+
+/* A recipe's settings under the command line's; errors are one line. */
+static void
+load_recipe(struct bake_cli *c)
+{
+	struct pep_err e = { 0, "" };
+	int use_source = c->o.input == NULL;
+	int r;
+
+	r = recipe_load(c->recipe_path, &c->recipe, &e);
+	if (r == 0)
+		r = recipe_merge(c->recipe, &c->o, &c->merged, &e);
+	if (r == 0)
+		r = recipe_check_host(c->recipe, use_source, &e);
+	if (r < 0) {
+		log_warnx("%s", e.msg[0] ? e.msg : pep_strerror(r));
+		exit(r == -ENOMEM ? BAKE_EXIT_ERROR : BAKE_EXIT_USAGE);
+	}
+}
+
 static void
 parse_args(struct bake_cli *c, int argc, char **argv)
 {
 	struct option longopts[NOPTS + 1];
 	char shortopts[2 * NOPTS + 1];
-	const char *env;
-	long long ep;
 	int ch;
 
 	cli_getopt_tables(bake_options, NOPTS, longopts, shortopts);
 	while ((ch = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
 		parse_opt(c, ch, optarg);
-	if (optind != argc - 1)
-		usage_error("%s", optind < argc ? "exactly one INPUT expected" :
-		    "missing INPUT");
-	c->o.input = argv[optind];
+	if (optind < argc - 1)
+		usage_error("%s", "exactly one INPUT expected");
+	if (optind < argc)
+		c->o.input = argv[optind];
+	c->o.ops = c->ops;
+	c->o.nops = c->nops;
+	if (c->recipe_path != NULL)
+		load_recipe(c);
+	if (c->o.input == NULL)
+		usage_error("%s", c->recipe_path == NULL ? "missing INPUT" :
+		    "missing INPUT (the recipe has no \"source\")");
 	if (c->o.output == NULL)
-		usage_error("%s", "missing -o OUTPUT");
+		usage_error("%s", c->recipe_path == NULL ?
+		    "missing -o OUTPUT" :
+		    "missing -o OUTPUT (the recipe has no \"output\")");
 	if (c->o.output[0] == '\0')
 		usage_error("%s", "-o: empty file name");
 	if (c->o.input[0] == '\0')
 		usage_error("%s", "INPUT: empty file name");
 	if (c->o.nconsoles == 0)
 		c->o.consoles[c->o.nconsoles++] = "hvc0";
-	c->o.ops = c->ops;
-	c->o.nops = c->nops;
-	env = getenv("SOURCE_DATE_EPOCH");
-	if (!c->o.epoch_set && env != NULL && *env != '\0') {
-		if (cli_parse_num(env, 0, INT32_MAX, &ep) < 0)
-			usage_error("invalid SOURCE_DATE_EPOCH '%s' (seconds "
-			    "since 1970, 0 to 2147483647)", env);
-		c->o.epoch = (time_t)ep;
-		c->o.epoch_set = 1;
-	}
+	env_epoch(c);
 }
 
 /* Built before the work starts: a handler may only write(2). */
@@ -264,6 +354,8 @@ free_cli(struct bake_cli *c)
 	for (i = 0; i < c->nops; i++)
 		content_free(&c->ops[i]);
 	free(c->ops);
+	free(c->merged);
+	recipe_free(c->recipe);
 }
 
 /* Print the report; the exit status. */
@@ -298,6 +390,7 @@ main(int argc, char **argv)
 	int rc, status;
 
 	memset(&c, 0, sizeof(c));
+	log_init("pep-bake", 0, 0);
 	parse_args(&c, argc, argv);
 	log_init("pep-bake", c.verbose, c.o.quiet);
 	install_signals(c.o.output);

@@ -88,6 +88,40 @@ pexi_image_arch(struct fsdir *d, char *arch, size_t n, struct pep_err *e)
 	return 0;
 }
 
+/* The architectures Alpine releases for (/etc/apk/arch's values). */
+static const char *const pexi_arches[] = { "x86_64", "aarch64", "armhf",
+    "armv7", "loongarch64", "ppc64le", "riscv64", "s390x", "x86" };
+
+#define PEXI_NARCHES (sizeof(pexi_arches) / sizeof(pexi_arches[0]))
+
+int
+pexi_arch_known(const char *arch)
+{
+	size_t i;
+
+	for (i = 0; i < PEXI_NARCHES; i++)
+		if (strcmp(pexi_arches[i], arch) == 0)
+			return 1;
+	return 0;
+}
+
+void
+pexi_arch_names(char *buf, size_t n)
+{
+	size_t i, len = 0;
+	int w;
+
+	if (n > 0)
+		buf[0] = '\0';
+	for (i = 0; i < PEXI_NARCHES && len < n; i++) {
+		w = snprintf(buf + len, n - len, "%s\"%s\"", i ? ", " : "",
+		    pexi_arches[i]);
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
+}
+
 static int
 pexi_is_dir(const char *p)
 {
@@ -182,3 +216,23 @@ pexi_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
 }
 
 const struct step_ops step_pexi = { "pexi", pexi_run };
+
+/* The image is of the architecture asked for (--arch, a recipe's arch). */
+static int
+arch_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
+{
+	char arch[32];
+
+	(void)s;
+	if (pexi_image_arch(ext4_fsdir(b->fs), arch, sizeof(arch), NULL) < 0)
+		return pep_errf(e, PEP_ENOTFOUND, "%s: cannot tell the "
+		    "image's architecture to check that it is %s (no "
+		    "/etc/apk/arch, and neither /bin/busybox nor /bin/sh is "
+		    "an x86_64 or aarch64 ELF)", b->label, b->o->arch);
+	if (strcmp(arch, b->o->arch) != 0)
+		return pep_errf(e, PEP_EUSAGE, "%s: the image is %s, not %s",
+		    b->label, arch, b->o->arch);
+	return 0;
+}
+
+const struct step_ops step_arch = { "arch", arch_run };

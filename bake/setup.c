@@ -2,8 +2,10 @@
  * The steps that make a stock image a pep guest: the kernel console on
  * hvc0 (or --console) in every bootloader configuration found, and the
  * NoCloud datasource for cloud-init (99_nocloud.cfg) or tiny-cloud
- * (CLOUD=nocloud). The text rewriting is edit_console.c's and
- * edit_nocloud.c's; this file reads and writes the image.
+ * (CLOUD=nocloud): whichever the image has, or the one --bootstrap (a
+ * recipe's "bootstrap") names, or none. The text rewriting is
+ * edit_console.c's and edit_nocloud.c's; this file reads and writes the
+ * image.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -139,6 +141,46 @@ out:
 	return rc;
 }
 
+static const char *const bootstrap_names[] = {
+	[BAKE_BOOTSTRAP_AUTO] = "auto",
+	[BAKE_BOOTSTRAP_CLOUDINIT] = "cloud-init",
+	[BAKE_BOOTSTRAP_TINYCLOUD] = "tiny-cloud",
+	[BAKE_BOOTSTRAP_NONE] = "none",
+};
+
+#define NBOOTSTRAPS (sizeof(bootstrap_names) / sizeof(bootstrap_names[0]))
+
+const char *
+setup_bootstrap_name(enum bake_bootstrap bs)
+{
+	return (size_t)bs < NBOOTSTRAPS ? bootstrap_names[bs] : "?";
+}
+
+int
+setup_bootstrap_of(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NBOOTSTRAPS; i++)
+		if (strcmp(bootstrap_names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * A bootstrap asked for by name is configured whether or not the image
+ * has it yet (a content operation may bring it), with a warning when it
+ * was not found.
+ */
+static void
+setup_forced(struct bake *b, int found, const char *name, const char *where)
+{
+	if (!found)
+		bake_warn(b->r, "bootstrap-not-found", b->o->input, "%s: no "
+		    "%s found (%s); its NoCloud datasource configured as "
+		    "asked", b->o->input, name, where);
+}
+
 static int
 setup_nocloud(struct bake *b, const struct bake_step *s, struct pep_err *e)
 {
@@ -146,20 +188,30 @@ setup_nocloud(struct bake *b, const struct bake_step *s, struct pep_err *e)
 	int tiny = ext4_exists(b->fs, "/etc/tiny-cloud.conf") == 1 ||
 	    ext4_exists(b->fs, "/usr/lib/tiny-cloud") == 1 ||
 	    ext4_exists(b->fs, "/lib/tiny-cloud") == 1;
+	enum bake_bootstrap bs = b->o->bootstrap;
 	int rc = 0;
 
 	(void)s;
+	if (bs == BAKE_BOOTSTRAP_CLOUDINIT)
+		setup_forced(b, ci, "cloud-init", "/etc/cloud");
+	if (bs == BAKE_BOOTSTRAP_TINYCLOUD)
+		setup_forced(b, tiny, "tiny-cloud", "/etc/tiny-cloud.conf, "
+		    "/usr/lib/tiny-cloud");
+	if (bs != BAKE_BOOTSTRAP_AUTO) {
+		ci = bs == BAKE_BOOTSTRAP_CLOUDINIT;
+		tiny = bs == BAKE_BOOTSTRAP_TINYCLOUD;
+	} else if (!ci && !tiny) {
+		bake_warn(b->r, "no-cloud-init", b->o->input, "%s: neither "
+		    "cloud-init (/etc/cloud) nor tiny-cloud "
+		    "(/etc/tiny-cloud.conf, /usr/lib/tiny-cloud) found; "
+		    "NoCloud datasource not configured", b->o->input);
+	}
 	snprintf(b->r->bootstrap, sizeof(b->r->bootstrap), "%s",
 	    ci ? "cloud-init" : tiny ? "tiny-cloud" : "none");
 	if (ci)
 		rc = setup_cloudinit(b, e);
 	if (rc == 0 && tiny)
 		rc = setup_tinycloud(b, e);
-	if (!ci && !tiny)
-		bake_warn(b->r, "no-cloud-init", b->o->input, "%s: neither "
-		    "cloud-init (/etc/cloud) nor tiny-cloud "
-		    "(/etc/tiny-cloud.conf, /usr/lib/tiny-cloud) found; NoCloud "
-		    "datasource not configured", b->o->input);
 	return rc;
 }
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/fuzz/run.sh SECONDS: run every build-fuzz/fuzz_* libFuzzer binary
 # for SECONDS on a scratch copy of its seed corpus (tests/fuzz/corpus/NAME
-# for fuzz_NAME; the committed corpus never grows). Prints one TAP-ish
+# for fuzz_NAME; the committed corpus never grows), with the dictionary
+# tests/fuzz/NAME.dict when there is one. Prints one TAP-ish
 # line per target; exits non-zero if any target crashed. Crash inputs and
 # logs are kept in build-fuzz/artifacts/.
 set -u
@@ -21,7 +22,10 @@ for bin in "$bin_dir"/fuzz_*; do
 	seeds=tests/fuzz/corpus/${name#fuzz_}
 	[ -d "$seeds" ] && cp -r "$seeds/." "$work/"
 	log=$art/$name.log
-	if "$bin" -max_total_time="$secs" -rss_limit_mb=512 -timeout=25 \
+	set --
+	[ -f "tests/fuzz/${name#fuzz_}.dict" ] &&
+	    set -- -dict="tests/fuzz/${name#fuzz_}.dict"
+	if "$bin" "$@" -max_total_time="$secs" -rss_limit_mb=512 -timeout=25 \
 	    -print_final_stats=1 -artifact_prefix="$art/$name-" \
 	    "$work" >"$log" 2>&1; then
 		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

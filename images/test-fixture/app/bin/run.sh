@@ -1,0 +1,3 @@
+#!/bin/sh
+# The demo service the test recipe installs.
+exec sleep infinity
