@@ -574,26 +574,34 @@ x_pwrite(struct fsdir *d, const void *buf, size_t len, uint64_t pblk,
 	return 0;
 }
 
+/* One write into a file: where, and how its blocks are mapped. */
+struct x_wr {
+	struct fsdir *d;
+	ext2_ino_t ino;
+	uint64_t old_size;	/* before this write */
+	int mapped;		/* block-mapped (ext2/3): libext2fs's writer */
+};
+
 /*
- * Blocks lblk.. of ino, count of them, hold data: allocate what is not
- * allocated (one run, placed as mke2fs would) and write them one extent
- * at a time.
+ * Blocks lblk.. of an extent-mapped file, count of them, hold data:
+ * allocate what is not allocated (one run, placed as mke2fs would) and
+ * write them one extent at a time.
  */
 static int
-x_put_blocks(struct fsdir *d, ext2_ino_t ino, blk64_t lblk, blk64_t count,
+x_put_extents(struct x_wr *w, blk64_t lblk, blk64_t count,
     const uint8_t *buf, struct pep_err *e)
 {
-	ext2_filsys fs = fs_of(d);
+	ext2_filsys fs = fs_of(w->d);
 	ext2_extent_handle_t h = NULL;
 	struct ext2fs_extent ex;
 	blk64_t done = 0, skip, n;
 	errcode_t err;
 	int r = 0;
 
-	err = ext2fs_fallocate(fs, EXT2_FALLOCATE_FORCE_INIT, ino, NULL, ~0ULL,
-	    lblk, count);
+	err = ext2fs_fallocate(fs, EXT2_FALLOCATE_FORCE_INIT, w->ino, NULL,
+	    ~0ULL, lblk, count);
 	if (err == 0)
-		err = ext2fs_extent_open(fs, ino, &h);
+		err = ext2fs_extent_open(fs, w->ino, &h);
 	if (err == 0)
 		err = ext2fs_extent_goto(h, lblk);
 	while (err == 0 && done < count) {
@@ -608,7 +616,7 @@ x_put_blocks(struct fsdir *d, ext2_ino_t ino, blk64_t lblk, blk64_t count,
 		n = ex.e_len - skip;
 		if (n > count - done)
 			n = count - done;
-		r = x_pwrite(d, buf + done * fs->blocksize,
+		r = x_pwrite(w->d, buf + done * fs->blocksize,
 		    (size_t)(n * fs->blocksize), ex.e_pblk + skip, e);
 		if (r < 0)
 			break;
@@ -618,75 +626,11 @@ x_put_blocks(struct fsdir *d, ext2_ino_t ino, blk64_t lblk, blk64_t count,
 	}
 	ext2fs_extent_free(h);
 	if (r == 0 && err != 0)
-		r = x_err(d, e, err, "data", "allocating");
+		r = x_err(w->d, e, err, "data", "allocating");
 	return r;
 }
 
-/* Whole blocks from lblk: runs of data written, runs of zeros punched
- * where the file had data (left as holes where it had none). */
-static int
-x_put_whole(struct fsdir *d, ext2_ino_t ino, blk64_t lblk, blk64_t count,
-    const uint8_t *buf, uint64_t old_size, struct pep_err *e)
-{
-	unsigned int bs = fs_of(d)->blocksize;
-	blk64_t i = 0, j;
-	errcode_t err;
-	int zero, r;
-
-	while (i < count) {
-		zero = x_is_zero(buf + i * bs, bs);
-		for (j = i + 1; j < count &&
-		    x_is_zero(buf + j * bs, bs) == zero; j++)
-			;
-		if (!zero) {
-			r = x_put_blocks(d, ino, lblk + i, j - i, buf + i * bs,
-			    e);
-			if (r < 0)
-				return r;
-		} else if ((lblk + i) * bs < old_size) {
-			err = ext2fs_punch(fs_of(d), ino, NULL, NULL, lblk + i,
-			    lblk + j - 1);
-			if (err != 0)
-				return x_err(d, e, err, "data", "punching");
-		}
-		i = j;
-	}
-	return 0;
-}
-
-/* A part of one block: read-modify-write where it has a block. */
-static int
-x_put_part(struct fsdir *d, ext2_ino_t ino, uint64_t off, const uint8_t *p,
-    size_t len, uint64_t old_size, struct pep_err *e)
-{
-	ext2_filsys fs = fs_of(d);
-	unsigned int bs = fs->blocksize;
-	blk64_t lblk = off / bs, pblk = 0;
-	uint8_t *blk = NULL;
-	errcode_t err = 0;
-	int r;
-
-	if (lblk * bs < old_size)
-		err = ext2fs_bmap2(fs, ino, NULL, NULL, 0, lblk, NULL, &pblk);
-	if (err != 0)
-		return x_err(d, e, err, "data", "mapping");
-	if (pblk == 0 && x_is_zero(p, len))
-		return 0;
-	blk = calloc(1, bs);
-	if (blk == NULL)
-		return pep_errf(e, ENOMEM, "out of memory");
-	err = pblk != 0 ? io_channel_read_blk64(fs->io, pblk, 1, blk) : 0;
-	if (err != 0) {
-		free(blk);
-		return x_err(d, e, err, "data", "reading");
-	}
-	memcpy(blk + off % bs, p, len);
-	r = x_put_blocks(d, ino, lblk, 1, blk, e);
-	free(blk);
-	return r;
-}
-
-/* Through libext2fs's file writer (inline data, block-mapped files). */
+/* Through libext2fs's file writer (block-mapped files). */
 static int
 x_write_lib(struct fsdir *d, ext2_ino_t ino, uint64_t off, const void *buf,
     size_t len, struct pep_err *e)
@@ -710,6 +654,111 @@ x_write_lib(struct fsdir *d, ext2_ino_t ino, uint64_t off, const void *buf,
 	return 0;
 }
 
+/* Whole blocks that hold data, however the file maps them. */
+static int
+x_put_blocks(struct x_wr *w, blk64_t lblk, blk64_t count,
+    const uint8_t *buf, struct pep_err *e)
+{
+	unsigned int bs = fs_of(w->d)->blocksize;
+
+	if (w->mapped)
+		return x_write_lib(w->d, w->ino, lblk * bs, buf,
+		    (size_t)(count * bs), e);
+	return x_put_extents(w, lblk, count, buf, e);
+}
+
+/* Whole blocks from lblk: runs of data written, runs of zeros punched
+ * where the file had data (left as holes where it had none). */
+static int
+x_put_whole(struct x_wr *w, blk64_t lblk, blk64_t count, const uint8_t *buf,
+    struct pep_err *e)
+{
+	unsigned int bs = fs_of(w->d)->blocksize;
+	blk64_t i = 0, j;
+	errcode_t err;
+	int zero, r;
+
+	while (i < count) {
+		zero = x_is_zero(buf + i * bs, bs);
+		for (j = i + 1; j < count &&
+		    x_is_zero(buf + j * bs, bs) == zero; j++)
+			;
+		if (!zero) {
+			r = x_put_blocks(w, lblk + i, j - i, buf + i * bs, e);
+			if (r < 0)
+				return r;
+		} else if ((lblk + i) * bs < w->old_size) {
+			err = ext2fs_punch(fs_of(w->d), w->ino, NULL, NULL,
+			    lblk + i, lblk + j - 1);
+			if (err != 0)
+				return x_err(w->d, e, err, "data", "punching");
+		}
+		i = j;
+	}
+	return 0;
+}
+
+/* A part of one block: read-modify-write where it has a block. */
+static int
+x_put_part(struct x_wr *w, uint64_t off, const uint8_t *p, size_t len,
+    struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(w->d);
+	unsigned int bs = fs->blocksize;
+	blk64_t lblk = off / bs, pblk = 0;
+	uint8_t *blk = NULL;
+	errcode_t err = 0;
+	int r;
+
+	if (lblk * bs < w->old_size)
+		err = ext2fs_bmap2(fs, w->ino, NULL, NULL, 0, lblk, NULL,
+		    &pblk);
+	if (err != 0)
+		return x_err(w->d, e, err, "data", "mapping");
+	if (pblk == 0 && x_is_zero(p, len))
+		return 0;
+	blk = calloc(1, bs);
+	if (blk == NULL)
+		return pep_errf(e, ENOMEM, "out of memory");
+	err = pblk != 0 ? io_channel_read_blk64(fs->io, pblk, 1, blk) : 0;
+	if (err != 0) {
+		free(blk);
+		return x_err(w->d, e, err, "data", "reading");
+	}
+	memcpy(blk + off % bs, p, len);
+	r = x_put_blocks(w, lblk, 1, blk, e);
+	free(blk);
+	return r;
+}
+
+/* Head part, whole blocks, tail part. */
+static int
+x_put(struct x_wr *w, uint64_t off, const uint8_t *p, size_t len,
+    struct pep_err *e)
+{
+	unsigned int bs = fs_of(w->d)->blocksize;
+	size_t n;
+	int r = 0;
+
+	if (off % bs != 0) {
+		n = bs - off % bs < len ? bs - off % bs : len;
+		r = x_put_part(w, off, p, n, e);
+		off += n;
+		p += n;
+		len -= n;
+	}
+	if (r == 0 && len >= bs) {
+		n = len / bs * bs;
+		r = x_put_whole(w, off / bs, n / bs, p, e);
+		off += n;
+		p += n;
+		len -= n;
+	}
+	if (r == 0 && len > 0)
+		r = x_put_part(w, off, p, len, e);
+	return r;
+}
+
 /* Remove the inline-data xattr (system.data). */
 static errcode_t
 x_drop_system_data(ext2_filsys fs, ext2_ino_t ino)
@@ -727,48 +776,29 @@ x_drop_system_data(ext2_filsys fs, ext2_ino_t ino)
 	return err != 0 ? err : err2;
 }
 
-/*
- * An inline-data file about to outgrow i_block: its bytes come out, the
- * inline area goes, and the file becomes an empty extent-mapped one
- * (1.47.0's own conversion first copies a whole write into a 3-block
- * buffer). Its old bytes are returned, malloc'd, to be written back.
- */
+/* An inline-data file's bytes (its size of them), malloc'd. */
 static int
-x_uninline(struct fsdir *d, ext2_ino_t ino, uint8_t **old, size_t *oldlen,
-    struct pep_err *e)
+x_inline_get(struct fsdir *d, ext2_ino_t ino, uint64_t isize, uint8_t **old,
+    size_t *oldlen, struct pep_err *e)
 {
 	ext2_filsys fs = fs_of(d);
-	struct ext2_inode_large li;
-	ext2_extent_handle_t h;
 	size_t size = 0;
 	errcode_t err;
-	int r;
 
-	*old = malloc((size_t)EXT2_INODE_SIZE(fs->super) +
+	*old = calloc(1, (size_t)EXT2_INODE_SIZE(fs->super) +
 	    EXT4_MIN_INLINE_DATA_SIZE);
 	if (*old == NULL)
 		return pep_errf(e, ENOMEM, "out of memory");
 	err = ext2fs_inline_data_get(fs, ino, NULL, *old, &size);
-	if (err == 0)
-		err = x_drop_system_data(fs, ino);
 	if (err != 0)
-		return x_err(d, e, err, "inline data", "converting");
-	*oldlen = size;
-	r = x_read_large(d, ino, &li, e);
-	if (r < 0)
-		return r;
-	memset(li.i_block, 0, sizeof(li.i_block));
-	li.i_flags &= ~(EXT4_INLINE_DATA_FL | EXT4_EXTENTS_FL);
-	li.i_size = li.i_size_high = 0;
-	err = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&li, &h);
-	if (err != 0)
-		return x_err(d, e, err, "inline data", "converting");
-	ext2fs_extent_free(h);
-	return x_write_large(d, ino, &li, e);
+		return x_err(d, e, err, "inline data", "reading");
+	/* size is the room inline, not the file's size */
+	*oldlen = isize < size ? (size_t)isize : size;
+	return 0;
 }
 
 static int
-x_set_size_at_least(struct fsdir *d, ext2_ino_t ino, uint64_t size,
+x_set_size(struct fsdir *d, ext2_ino_t ino, uint64_t size, int grow_only,
     struct pep_err *e)
 {
 	struct ext2_inode_large li;
@@ -776,7 +806,7 @@ x_set_size_at_least(struct fsdir *d, ext2_ino_t ino, uint64_t size,
 	int r;
 
 	r = x_read_large(d, ino, &li, e);
-	if (r < 0 || EXT2_I_SIZE(&li) >= size)
+	if (r < 0 || (grow_only && EXT2_I_SIZE(&li) >= size))
 		return r;
 	err = ext2fs_inode_size_set(fs_of(d), (struct ext2_inode *)&li, size);
 	if (err != 0)
@@ -784,31 +814,82 @@ x_set_size_at_least(struct fsdir *d, ext2_ino_t ino, uint64_t size,
 	return x_write_large(d, ino, &li, e);
 }
 
-/* The fast path: head part, whole blocks, tail part. */
+/*
+ * An inline-data file that stays inline (size at most X_INLINE_MAX):
+ * its bytes rebuilt, buf put at off, set whole, then its size. 1.47.0's
+ * own writer copies nbytes - pos bytes from the start of the inline area
+ * (fixed in 1.47.3), and its truncate asks bmap for a block an inline
+ * file does not have (EXT2_ET_INLINE_DATA_NO_BLOCK).
+ */
 static int
-x_write_extents(struct fsdir *d, ext2_ino_t ino, uint64_t off,
-    const uint8_t *p, size_t len, uint64_t old_size, struct pep_err *e)
+x_inline_put(struct fsdir *d, ext2_ino_t ino, uint64_t isize, uint64_t off,
+    const void *buf, size_t len, uint64_t size, struct pep_err *e)
 {
-	unsigned int bs = fs_of(d)->blocksize;
-	size_t n;
-	int r = 0;
+	uint8_t data[X_INLINE_MAX], *old = NULL;
+	size_t oldlen = 0;
+	errcode_t err;
+	int r;
 
-	if (off % bs != 0) {
-		n = bs - off % bs < len ? bs - off % bs : len;
-		r = x_put_part(d, ino, off, p, n, old_size, e);
-		off += n;
-		p += n;
-		len -= n;
+	memset(data, 0, sizeof(data));
+	r = x_inline_get(d, ino, isize, &old, &oldlen, e);
+	if (r == 0) {
+		memcpy(data, old, oldlen < size ? oldlen : (size_t)size);
+		if (len > 0)
+			memcpy(data + off, buf, len);
+		err = ext2fs_inline_data_set(fs_of(d), ino, NULL, data,
+		    sizeof(data));
+		if (err != 0)
+			r = x_err(d, e, err, "inline data", "writing");
 	}
-	if (r == 0 && len >= bs) {
-		n = len / bs * bs;
-		r = x_put_whole(d, ino, off / bs, n / bs, p, old_size, e);
-		off += n;
-		p += n;
-		len -= n;
+	free(old);
+	if (r == 0)
+		r = x_set_size(d, ino, size, 0, e);
+	return r;
+}
+
+/*
+ * An inline-data file about to outgrow i_block: its bytes come out, the
+ * inline area goes, the file becomes an extent-mapped one and its bytes
+ * go back in (1.47.0's own conversion first copies a whole write into a
+ * 3-block buffer).
+ */
+static int
+x_uninline(struct fsdir *d, ext2_ino_t ino, uint64_t isize,
+    struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(d);
+	struct ext2_inode_large li;
+	ext2_extent_handle_t h;
+	struct x_wr w = { d, ino, 0, 0 };
+	uint8_t *old = NULL;
+	size_t oldlen = 0;
+	errcode_t err;
+	int r;
+
+	r = x_inline_get(d, ino, isize, &old, &oldlen, e);
+	err = r == 0 ? x_drop_system_data(fs, ino) : 0;
+	if (err != 0)
+		r = x_err(d, e, err, "inline data", "converting");
+	if (r == 0)
+		r = x_read_large(d, ino, &li, e);
+	if (r == 0) {
+		memset(li.i_block, 0, sizeof(li.i_block));
+		li.i_flags &= ~(EXT4_INLINE_DATA_FL | EXT4_EXTENTS_FL);
+		li.i_size = li.i_size_high = 0;
+		err = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&li,
+		    &h);
+		if (err != 0)
+			r = x_err(d, e, err, "inline data", "converting");
+		else
+			ext2fs_extent_free(h);
 	}
-	if (r == 0 && len > 0)
-		r = x_put_part(d, ino, off, p, len, old_size, e);
+	if (r == 0)
+		r = x_write_large(d, ino, &li, e);
+	if (r == 0 && oldlen > 0)
+		r = x_put(&w, 0, old, oldlen, e);
+	if (r == 0)
+		r = x_set_size(d, ino, isize, 0, e);
+	free(old);
 	return r;
 }
 
@@ -816,11 +897,10 @@ static int
 x_write(struct fsdir *d, uint64_t node, uint64_t off, const void *buf,
     size_t len, struct pep_err *e)
 {
-	ext2_filsys fs = fs_of(d);
 	ext2_ino_t ino = (ext2_ino_t)node;
+	struct x_wr w = { d, ino, 0, 0 };
 	struct ext2_inode in;
-	uint8_t *old = NULL;
-	size_t oldlen = 0;
+	uint64_t end = off + len;
 	errcode_t err;
 	int r;
 
@@ -829,43 +909,53 @@ x_write(struct fsdir *d, uint64_t node, uint64_t off, const void *buf,
 	if (len > UINT_MAX || off > UINT64_MAX - len)
 		return pep_errf(e, EFBIG, "%s: a write of %zu bytes at %llu",
 		    d->label, len, (unsigned long long)off);
-	err = ext2fs_read_inode(fs, ino, &in);
+	r = x_change(d, "data", e);
+	if (r < 0)
+		return r;
+	err = ext2fs_read_inode(fs_of(d), ino, &in);
 	if (err != 0)
 		return x_err(d, e, err, "inode", "reading");
-	if ((in.i_flags & EXT4_INLINE_DATA_FL) && off + len <= X_INLINE_MAX)
-		return x_write_lib(d, ino, off, buf, len, e);
-	if (!(in.i_flags & (EXT4_EXTENTS_FL | EXT4_INLINE_DATA_FL)))
-		return x_write_lib(d, ino, off, buf, len, e);
+	w.old_size = EXT2_I_SIZE(&in);
 	if (in.i_flags & EXT4_INLINE_DATA_FL) {
-		r = x_uninline(d, ino, &old, &oldlen, e);
-		if (r == 0 && oldlen > 0)
-			r = x_write_extents(d, ino, 0, old, oldlen, 0, e);
-		if (r == 0)
-			r = x_set_size_at_least(d, ino, oldlen, e);
-		free(old);
+		if (end <= X_INLINE_MAX && w.old_size <= X_INLINE_MAX)
+			return x_inline_put(d, ino, w.old_size, off, buf, len,
+			    end > w.old_size ? end : w.old_size, e);
+		r = x_uninline(d, ino, w.old_size, e);
 		if (r < 0)
 			return r;
-		in.i_size = (uint32_t)oldlen;
-		in.i_size_high = 0;
 	}
-	r = x_write_extents(d, ino, off, buf, len, EXT2_I_SIZE(&in), e);
+	w.mapped = !(in.i_flags & (EXT4_EXTENTS_FL | EXT4_INLINE_DATA_FL));
+	r = x_put(&w, off, buf, len, e);
 	if (r == 0)
-		r = x_set_size_at_least(d, ino, off + len, e);
+		r = x_set_size(d, ino, end, 1, e);
 	return r;
 }
 
 static int
 x_truncate(struct fsdir *d, uint64_t node, uint64_t size, struct pep_err *e)
 {
-	int r;
+	ext2_ino_t ino = (ext2_ino_t)node;
+	struct ext2_inode in;
 	ext2_file_t f = NULL;
 	errcode_t err, err2;
+	int r;
 
 	r = x_change(d, "data", e);
 	if (r < 0)
 		return r;
-	err = ext2fs_file_open(fs_of(d), (ext2_ino_t)node, EXT2_FILE_WRITE,
-	    &f);
+	err = ext2fs_read_inode(fs_of(d), ino, &in);
+	if (err != 0)
+		return x_err(d, e, err, "inode", "reading");
+	if ((in.i_flags & EXT4_INLINE_DATA_FL) && size <= X_INLINE_MAX &&
+	    EXT2_I_SIZE(&in) <= X_INLINE_MAX)
+		return x_inline_put(d, ino, EXT2_I_SIZE(&in), 0, NULL, 0, size,
+		    e);
+	if (in.i_flags & EXT4_INLINE_DATA_FL) {
+		r = x_uninline(d, ino, EXT2_I_SIZE(&in), e);
+		if (r < 0)
+			return r;
+	}
+	err = ext2fs_file_open(fs_of(d), ino, EXT2_FILE_WRITE, &f);
 	if (err != 0)
 		return x_err(d, e, err, "data", "opening");
 	err = ext2fs_file_set_size2(f, size);
