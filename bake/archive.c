@@ -171,10 +171,15 @@ ar_defer_dir(struct ar *x, uint64_t node, const struct fs_meta *m,
 	return 0;
 }
 
-/* A hard link: the earlier member it names, by the same rules. */
+/*
+ * A hard link: the earlier member it names, by the same rules. A link
+ * member may carry the data itself (cpio's newc and odc put it on the
+ * last name of a file, the earlier ones being empty): then it becomes
+ * the file's data.
+ */
 static int
-ar_hardlink(struct ar *x, const char *target, const struct fs_where *w,
-    struct pep_err *e)
+ar_hardlink(struct ar *x, struct archive_entry *ent, const char *target,
+    const struct fs_where *w, struct pep_err *e)
 {
 	struct fs_where t;
 	char tname[8192];
@@ -191,7 +196,14 @@ ar_hardlink(struct ar *x, const char *target, const struct fs_where *w,
 		return ar_member_err(x, "a hard link to a member not "
 		    "extracted", e);
 	x->res->links++;
-	return x->d->ops->link(x->d, w->parent, w->name, t.node.id, e);
+	r = x->d->ops->link(x->d, w->parent, w->name, t.node.id, e);
+	if (r == 0 && S_ISREG(t.node.mode) && archive_entry_size_is_set(ent) &&
+	    archive_entry_size(ent) > 0)
+		r = x->d->ops->truncate(x->d, t.node.id, 0, e);
+	if (r == 0 && S_ISREG(t.node.mode) && archive_entry_size_is_set(ent) &&
+	    archive_entry_size(ent) > 0)
+		r = ar_data(x, ent, t.node.id, e);
+	return r;
 }
 
 /* Clear the member's place: a directory may stay if it is one too. */
@@ -232,7 +244,7 @@ ar_member(struct ar *x, struct archive_entry *ent, struct pep_err *e)
 	if (kept < 0)
 		return kept;
 	if (hl != NULL)
-		return ar_hardlink(x, hl, &w, e);
+		return ar_hardlink(x, ent, hl, &w, e);
 	if (kept)
 		n = w.node;
 	else
