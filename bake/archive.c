@@ -43,6 +43,7 @@ struct ar {
 	struct ar_dir *dirs;
 	size_t ndirs, cap;
 	char name[8192];	/* the member's name, cleaned */
+	char ipath[8192];	/* where it goes, for messages */
 };
 
 static int
@@ -237,6 +238,8 @@ ar_member(struct ar *x, struct archive_entry *ent, struct pep_err *e)
 	r = ar_clean(x, archive_entry_pathname(ent), e);
 	if (r == 0 && x->name[0] == '\0')
 		return 0;	/* "./": the target directory itself */
+	if (r == 0 && fs_join(x->ipath, sizeof(x->ipath), x->dir, x->name) < 0)
+		return ar_member_err(x, "name too long", e);
 	if (r == 0)
 		r = fsdir_resolve_in(x->d, x->dir, x->name, FS_MKDIRS, &dm,
 		    &w, e);
@@ -299,6 +302,7 @@ int
 archive_extract(struct fsdir *d, const char *host, const char *dir,
     struct content_result *res, struct pep_err *e)
 {
+	const char *subject = d->subject;
 	struct ar x;
 	struct archive_entry *ent;
 	struct fs_node top;
@@ -318,6 +322,7 @@ archive_extract(struct fsdir *d, const char *host, const char *dir,
 		    d->label, dir, fs_kind(top.mode));
 	if (r == 0)
 		r = ar_open(&x, e);
+	d->subject = x.ipath;
 	while (r == 0) {
 		rc = archive_read_next_header(x.a, &ent);
 		if (rc == ARCHIVE_EOF)
@@ -330,6 +335,7 @@ archive_extract(struct fsdir *d, const char *host, const char *dir,
 	}
 	if (r == 0)
 		r = ar_finish_dirs(&x, e);
+	d->subject = subject;
 	if (x.a != NULL)
 		archive_read_free(x.a);
 	free(x.dirs);

@@ -36,11 +36,13 @@ fs_of(struct fsdir *d)
 	return x_of(d)->fs;
 }
 
+/* A libext2fs failure: named by the writer's subject if it set one. */
 static int
 x_err(struct fsdir *d, struct pep_err *e, errcode_t err, const char *name,
     const char *what)
 {
-	return ext4_lib_err(x_of(d), e, err, name, what);
+	return ext4_lib_err(x_of(d), e, err,
+	    d->subject != NULL ? d->subject : name, what);
 }
 
 /* Every change starts here: refused on a read-only handle, and it makes
@@ -1056,7 +1058,7 @@ x_set_xattr(struct fsdir *d, uint64_t node, const char *name,
 	if (err == 0)
 		err = err2;
 	if (err != 0)
-		return x_err(d, e, err, name, "setting extended attribute");
+		return x_err(d, e, err, name, "setting an extended attribute");
 	return 0;
 }
 

@@ -30,6 +30,21 @@ fs_kind(uint32_t mode)
 	}
 }
 
+int
+fs_join(char *buf, size_t size, const char *dir, const char *name)
+{
+	size_t dl = strlen(dir), nl = strlen(name);
+
+	while (dl > 0 && dir[dl - 1] == '/')
+		dl--;
+	if (dl + 1 + nl >= size)
+		return -ENAMETOOLONG;
+	memmove(buf, dir, dl);
+	buf[dl] = '/';
+	memmove(buf + dl + 1, name, nl + 1);
+	return 0;
+}
+
 /*
  * The walk: directories from the root (depth 0) down to where it is, the
  * text of that path for messages, and what is still to be walked.

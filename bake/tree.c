@@ -41,6 +41,7 @@ struct tree {
 	struct tree_link *links;	/* open addressing, cap a power of 2 */
 	size_t nlinks, cap;
 	char path[PATH_MAX];		/* the host path being copied */
+	char ipath[PATH_MAX];		/* where it goes, for messages */
 	char *xnames;
 	char *xval;
 };
@@ -201,7 +202,7 @@ tree_dir_entries(struct tree *t, int dirfd, const char *hname,
     uint64_t node, int depth, struct pep_err *e)
 {
 	char **names = NULL;
-	size_t n = 0, i, plen = strlen(t->path);
+	size_t n = 0, i, plen = strlen(t->path), ilen = strlen(t->ipath);
 	int fd, r;
 
 	fd = openat(dirfd, hname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
@@ -210,15 +211,19 @@ tree_dir_entries(struct tree *t, int dirfd, const char *hname,
 		return tree_host_err(t, errno, "opening", e);
 	r = tree_names(t, fd, &names, &n, e);
 	for (i = 0; r == 0 && i < n; i++) {
-		if (plen + 1 + strlen(names[i]) >= sizeof(t->path)) {
+		if (plen + 1 + strlen(names[i]) >= sizeof(t->path) ||
+		    ilen + 1 + strlen(names[i]) >= sizeof(t->ipath)) {
 			r = pep_errf(e, ENAMETOOLONG, "%s/%s: path too long",
 			    t->path, names[i]);
 			break;
 		}
 		snprintf(t->path + plen, sizeof(t->path) - plen, "/%s",
 		    names[i]);
+		snprintf(t->ipath + ilen, sizeof(t->ipath) - ilen, "/%s",
+		    names[i]);
 		r = tree_node(t, fd, names[i], node, names[i], depth + 1, e);
 		t->path[plen] = '\0';
+		t->ipath[ilen] = '\0';
 	}
 	for (i = 0; i < n; i++)
 		free(names[i]);
@@ -368,6 +373,7 @@ int
 tree_copy_in(struct fsdir *d, const char *host, const char *dir,
     struct content_result *res, struct pep_err *e)
 {
+	const char *subject = d->subject;
 	struct tree t;
 	struct fs_node top;
 	char name[FS_NAME_MAX + 1];
@@ -391,9 +397,14 @@ tree_copy_in(struct fsdir *d, const char *host, const char *dir,
 		    d->label, dir, fs_kind(top.mode));
 	if (r == 0)
 		r = tree_split(host, name, sizeof(name), &dirfd, e);
+	if (r == 0 && fs_join(t.ipath, sizeof(t.ipath), dir, name) < 0)
+		r = pep_errf(e, ENAMETOOLONG, "%s: %s: path too long",
+		    d->label, dir);
 	if (r == 0) {
 		snprintf(t.path, sizeof(t.path), "%s", host);
+		d->subject = t.ipath;
 		r = tree_node(&t, dirfd, name, top.id, name, 0, e);
+		d->subject = subject;
 	}
 out:
 	if (dirfd >= 0)
