@@ -928,8 +928,10 @@ x_write(struct fsdir *d, uint64_t node, uint64_t off, const void *buf,
 	}
 	w.mapped = !(in.i_flags & (EXT4_EXTENTS_FL | EXT4_INLINE_DATA_FL));
 	r = x_put(&w, off, buf, len, e);
+	/* libext2fs's writer sets the size to the end of a whole block */
 	if (r == 0)
-		r = x_set_size(d, ino, end, 1, e);
+		r = x_set_size(d, ino, end > w.old_size ? end : w.old_size,
+		    !w.mapped, e);
 	return r;
 }
 
