@@ -45,8 +45,12 @@ x_err(struct fsdir *d, struct pep_err *e, errcode_t err, const char *name,
 	    d->subject != NULL ? d->subject : name, what);
 }
 
-/* Every change starts here: refused on a read-only handle, and it makes
- * the quota usage stale (ext4_close counts it again). */
+/*
+ * Every change starts here: refused on a read-only handle, and it makes
+ * the quota usage stale (ext4_close counts it again). From the first
+ * one on, metadata blocks are cached (ext4_io.c): the grow, which writes
+ * around libext2fs, is over by then.
+ */
 static int
 x_change(struct fsdir *d, const char *name, struct pep_err *e)
 {
@@ -55,6 +59,8 @@ x_change(struct fsdir *d, const char *name, struct pep_err *e)
 	if (!x->rw)
 		return pep_errf(e, PEP_EUSAGE, "%s: %s: filesystem opened "
 		    "read-only", d->label, name);
+	if (!x->changed)
+		ext4_io_cache(x->fs->io);
 	x->changed = 1;
 	return 0;
 }
@@ -562,6 +568,7 @@ x_pwrite(struct fsdir *d, const void *buf, size_t len, uint64_t pblk,
 	const uint8_t *p = buf;
 	ssize_t n;
 
+	ext4_io_forget(x->fs->io, pblk, len / fs_of(d)->blocksize);
 	while (len > 0) {
 		n = pwrite(x->fd, p, len, (off_t)at);
 		if (n < 0 && errno == EINTR)
