@@ -154,7 +154,8 @@ tree_xattrs(struct tree *t, uint64_t node, struct pep_err *e)
 }
 
 static int tree_node(struct tree *t, int dirfd, const char *hname,
-    uint64_t parent, const char *name, int depth, struct pep_err *e);
+    uint64_t parent, const char *name, int depth, int fresh,
+    struct pep_err *e);
 
 /* Names in the host directory fd, sorted; free each and the vector. */
 static int
@@ -197,9 +198,11 @@ tree_names(struct tree *t, int fd, char ***v, size_t *n, struct pep_err *e)
 	return r;
 }
 
+/* The entries of a host directory into node; fresh: node was made by
+ * this copy, so none of them is there yet. */
 static int
 tree_dir_entries(struct tree *t, int dirfd, const char *hname,
-    uint64_t node, int depth, struct pep_err *e)
+    uint64_t node, int depth, int fresh, struct pep_err *e)
 {
 	char **names = NULL;
 	size_t n = 0, i, plen = strlen(t->path), ilen = strlen(t->ipath);
@@ -221,7 +224,8 @@ tree_dir_entries(struct tree *t, int dirfd, const char *hname,
 		    names[i]);
 		snprintf(t->ipath + ilen, sizeof(t->ipath) - ilen, "/%s",
 		    names[i]);
-		r = tree_node(t, fd, names[i], node, names[i], depth + 1, e);
+		r = tree_node(t, fd, names[i], node, names[i], depth + 1,
+		    fresh, e);
 		t->path[plen] = '\0';
 		t->ipath[ilen] = '\0';
 	}
@@ -292,7 +296,7 @@ tree_make(struct tree *t, int dirfd, const char *hname, const struct stat *st,
 
 static int
 tree_node(struct tree *t, int dirfd, const char *hname, uint64_t parent,
-    const char *name, int depth, struct pep_err *e)
+    const char *name, int depth, int fresh, struct pep_err *e)
 {
 	struct tree_link *l;
 	struct fs_node n;
@@ -304,7 +308,7 @@ tree_node(struct tree *t, int dirfd, const char *hname, uint64_t parent,
 		return pep_errf(e, ELOOP, "%s: nested too deep", t->path);
 	if (fstatat(dirfd, hname, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return tree_host_err(t, errno, "stat", e);
-	kept = tree_clear(t, parent, name, &st, &n, e);
+	kept = fresh ? 0 : tree_clear(t, parent, name, &st, &n, e);
 	if (kept < 0)
 		return kept;
 	l = !S_ISDIR(st.st_mode) && st.st_nlink > 1 ?
@@ -322,7 +326,8 @@ tree_node(struct tree *t, int dirfd, const char *hname, uint64_t parent,
 	if (r == 0)
 		r = tree_xattrs(t, n.id, e);
 	if (r == 0 && S_ISDIR(st.st_mode))
-		r = tree_dir_entries(t, dirfd, hname, n.id, depth, e);
+		r = tree_dir_entries(t, dirfd, hname, n.id, depth, !kept,
+		    e);
 	if (r == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
 		tree_meta(t, &st, &m);
 		r = t->d->ops->set_meta(t->d, n.id, FS_SET_MODE |
@@ -403,7 +408,7 @@ tree_copy_in(struct fsdir *d, const char *host, const char *dir,
 	if (r == 0) {
 		snprintf(t.path, sizeof(t.path), "%s", host);
 		d->subject = t.ipath;
-		r = tree_node(&t, dirfd, name, top.id, name, 0, e);
+		r = tree_node(&t, dirfd, name, top.id, name, 0, 0, e);
 		d->subject = subject;
 	}
 out:
