@@ -691,6 +691,124 @@ struct x_wr {
 	int mapped;		/* block-mapped (ext2/3): libext2fs's writer */
 };
 
+#define X_EXT_MAX	32768	/* blocks in an initialized extent */
+
+/* Room to add after the last extent: blocks and where they go. */
+static void
+x_append_run(ext2_filsys fs, ext2_ino_t ino, struct ext2_inode *in,
+    const struct ext2fs_extent *last, int have, blk64_t lblk, blk64_t want,
+    blk64_t *goal, blk64_t *max)
+{
+	*max = want < X_EXT_MAX ? want : X_EXT_MAX;
+	if (!have) {
+		*goal = ext2fs_find_inode_goal(fs, ino, in, lblk);
+		return;
+	}
+	*goal = last->e_pblk + last->e_len + (lblk - last->e_lblk -
+	    last->e_len);
+	if (lblk == last->e_lblk + last->e_len &&
+	    !(last->e_flags & EXT2_EXTENT_FLAGS_UNINIT) &&
+	    X_EXT_MAX - last->e_len < *max)
+		*max = X_EXT_MAX - last->e_len;
+	if (*max == 0)
+		*max = want < X_EXT_MAX ? want : X_EXT_MAX;
+}
+
+/* One run of blocks [lblk, +len) at pblk into the tree: the last extent
+ * grows when the run follows it in the file and on disk. */
+static errcode_t
+x_append_extent(ext2_extent_handle_t h, struct ext2fs_extent *last,
+    int *have, blk64_t lblk, blk64_t pblk, blk64_t len)
+{
+	struct ext2fs_extent nx;
+	errcode_t err;
+
+	if (*have && lblk == last->e_lblk + last->e_len &&
+	    pblk == last->e_pblk + last->e_len &&
+	    !(last->e_flags & EXT2_EXTENT_FLAGS_UNINIT) &&
+	    last->e_len + len <= X_EXT_MAX) {
+		last->e_len += (uint32_t)len;
+		err = ext2fs_extent_replace(h, 0, last);
+	} else {
+		nx.e_lblk = lblk;
+		nx.e_pblk = pblk;
+		nx.e_len = (uint32_t)len;
+		nx.e_flags = 0;
+		err = ext2fs_extent_insert(h, *have ? EXT2_EXTENT_INSERT_AFTER :
+		    0, &nx);
+		if (err == 0)
+			err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, last);
+		*have = 1;
+	}
+	if (err == 0)
+		err = ext2fs_extent_fix_parents(h);
+	return err;
+}
+
+/*
+ * Blocks past the last extent of the file (the common case: a file
+ * written in order): allocated in runs from where the last extent ends
+ * (or the inode's goal), each merged into the last extent when it
+ * follows it in the file and on disk, and written. ext2fs_fallocate
+ * never extends an initialized extent without zeroing its new blocks
+ * first, so a file copied a 1 MiB chunk at a time got an extent per
+ * chunk and a tree block for every 340. 1 when done, 0 when the blocks
+ * are not past the last extent.
+ */
+static int
+x_append(struct x_wr *w, blk64_t lblk, blk64_t count, const uint8_t *buf,
+    struct pep_err *e)
+{
+	ext2_filsys fs = fs_of(w->d);
+	ext2_extent_handle_t h = NULL;
+	struct ext2fs_extent last;
+	struct ext2_extent_info info;
+	struct ext2_inode in;
+	blk64_t done = 0, goal, max, pblk, plen;
+	errcode_t err;
+	int have = 0, r = 0;
+
+	if (EXT2FS_CLUSTER_RATIO(fs) > 1)
+		return 0;
+	err = ext2fs_read_inode(fs, w->ino, &in);
+	if (err == 0)
+		err = ext2fs_extent_open2(fs, w->ino, &in, &h);
+	if (err == 0)
+		err = ext2fs_extent_get_info(h, &info);
+	if (err == 0 && (info.max_depth > 0 || info.num_entries > 0)) {
+		err = ext2fs_extent_get(h, EXT2_EXTENT_LAST_LEAF, &last);
+		have = 1;
+	}
+	if (err == 0 && have && last.e_lblk + last.e_len > lblk) {
+		ext2fs_extent_free(h);
+		return 0;
+	}
+	while (err == 0 && r == 0 && done < count) {
+		x_append_run(fs, w->ino, &in, &last, have, lblk + done,
+		    count - done, &goal, &max);
+		err = ext2fs_new_range(fs, 0, goal, max, NULL, &pblk, &plen);
+		if (err != 0)
+			break;
+		if (plen > max)
+			plen = max;
+		ext2fs_block_alloc_stats_range(fs, pblk, (blk_t)plen, +1);
+		err = ext2fs_iblk_add_blocks(fs, &in, plen);
+		if (err == 0)
+			err = x_append_extent(h, &last, &have, lblk + done,
+			    pblk, plen);
+		if (err == 0)
+			r = x_pwrite(w->d, buf + done * fs->blocksize,
+			    (size_t)(plen * fs->blocksize), pblk, e);
+		done += plen;
+	}
+	if (err == 0 && r == 0)
+		err = ext2fs_write_inode(fs, w->ino, &in);
+	ext2fs_extent_free(h);
+	if (r == 0 && err != 0)
+		r = x_err(w->d, e, err, "data", "allocating");
+	return r < 0 ? r : 1;
+}
+
 /*
  * Blocks lblk.. of an extent-mapped file, count of them, hold data:
  * allocate what is not allocated (one run, placed as mke2fs would) and
@@ -705,8 +823,11 @@ x_put_extents(struct x_wr *w, blk64_t lblk, blk64_t count,
 	struct ext2fs_extent ex;
 	blk64_t done = 0, skip, n;
 	errcode_t err;
-	int r = 0;
+	int r;
 
+	r = x_append(w, lblk, count, buf, e);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	err = ext2fs_fallocate(fs, EXT2_FALLOCATE_FORCE_INIT, w->ino, NULL,
 	    ~0ULL, lblk, count);
 	if (err == 0)
