@@ -233,6 +233,14 @@ line_write_back(io_channel ch, struct fdio_line *l)
 	return err;
 }
 
+/* A line forgotten: empty, and never written back. */
+static void
+line_drop(struct fdio_line *l)
+{
+	l->used = 0;
+	l->dirty = 0;
+}
+
 /* A line for blk (not cached): an empty one, or the least recently
  * used of its set, written back first. */
 static errcode_t
@@ -275,7 +283,7 @@ lines_in(io_channel ch, unsigned long long first, unsigned long long n,
 			if (l != NULL && write_back)
 				err = line_write_back(ch, l);
 			if (l != NULL && err == 0 && drop)
-				l->used = 0;
+				line_drop(l);
 		}
 		return err;
 	}
@@ -286,7 +294,7 @@ lines_in(io_channel ch, unsigned long long first, unsigned long long n,
 		if (write_back)
 			err = line_write_back(ch, l);
 		if (err == 0 && drop)
-			l->used = 0;
+			line_drop(l);
 	}
 	return err;
 }
@@ -334,7 +342,7 @@ fdio_read(io_channel ch, unsigned long long block, int count, void *data)
 			err = fdio_read_file(ch, block, 1, line_data(ch, l));
 		if (err != 0) {
 			if (l != NULL)
-				l->used = 0;
+				line_drop(l);
 			return err;
 		}
 	}
