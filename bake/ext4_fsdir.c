@@ -89,6 +89,30 @@ x_read_large(struct fsdir *d, ext2_ino_t ino, struct ext2_inode_large *li,
 	return 0;
 }
 
+/*
+ * A new inode, all of it: li, and zeros to the inode size. (1.47.0's
+ * ext2fs_write_new_inode keeps only the first 128 bytes of what it is
+ * given, which lost the nanoseconds, and makes a zero mtime now.)
+ */
+static int
+x_write_new(struct fsdir *d, ext2_ino_t ino, struct ext2_inode_large *li,
+    struct pep_err *e)
+{
+	size_t isz = (size_t)EXT2_INODE_SIZE(fs_of(d)->super);
+	uint8_t *buf = calloc(1, isz);
+	errcode_t err;
+
+	if (buf == NULL)
+		return pep_errf(e, ENOMEM, "out of memory");
+	memcpy(buf, li, isz < sizeof(*li) ? isz : sizeof(*li));
+	err = ext2fs_write_inode_full(fs_of(d), ino, (struct ext2_inode *)buf,
+	    (int)isz);
+	free(buf);
+	if (err != 0)
+		return x_err(d, e, err, "inode", "writing");
+	return 0;
+}
+
 static int
 x_write_large(struct fsdir *d, ext2_ino_t ino, struct ext2_inode_large *li,
     struct pep_err *e)
@@ -453,6 +477,7 @@ x_make_other(struct fsdir *d, ext2_ino_t dir, const char *name,
 	struct ext2_inode_large li;
 	ext2_extent_handle_t h;
 	errcode_t err;
+	int r;
 
 	err = ext2fs_new_inode(fs, dir, (int)m->mode, 0, ino);
 	if (err == 0)
@@ -479,12 +504,13 @@ x_make_other(struct fsdir *d, ext2_ino_t dir, const char *name,
 	li.i_extra_isize = x_isz(d) > EXT2_GOOD_OLD_INODE_SIZE ?
 	    sizeof(li) - EXT2_GOOD_OLD_INODE_SIZE : 0;
 	x_apply_meta(d, &li, m);
-	err = ext2fs_write_new_inode(fs, *ino, (struct ext2_inode *)&li);
-	if (err == 0 && (li.i_flags & EXT4_INLINE_DATA_FL))
+	r = x_write_new(d, *ino, &li, e);
+	if (r == 0 && (li.i_flags & EXT4_INLINE_DATA_FL)) {
 		err = ext2fs_inline_data_init(fs, *ino);
-	if (err != 0)
-		return x_err(d, e, err, name, "writing its inode");
-	return 0;
+		if (err != 0)
+			r = x_err(d, e, err, name, "writing its inode");
+	}
+	return r;
 }
 
 static int
