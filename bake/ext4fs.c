@@ -282,7 +282,10 @@ ext4_abort(struct ext4 *x)
 {
 	if (x == NULL)
 		return;
-	ext2fs_free(x->fs);	/* nothing is written */
+	/* nothing is written: not even what the I/O cache holds */
+	if (x->fs != NULL)
+		ext4_io_forget(x->fs->io, 0, ~0ULL);
+	ext2fs_free(x->fs);
 	x_free(x);
 }
 
