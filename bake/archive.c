@@ -36,7 +36,9 @@ struct ar_dir {
 
 struct ar {
 	struct fsdir *d;
-	const char *host;
+	const char *host;	/* names the archive in messages */
+	const void *mem;	/* the archive in memory, or NULL: read host */
+	size_t memlen;
 	const char *dir;
 	struct archive *a;
 	struct content_result *res;
@@ -278,8 +280,9 @@ ar_open(struct ar *x, struct pep_err *e)
 	archive_read_support_format_tar(x->a);
 	archive_read_support_format_gnutar(x->a);
 	archive_read_support_format_cpio(x->a);
-	if (archive_read_open_filename(x->a, x->host, ARCHIVE_BLOCK) !=
-	    ARCHIVE_OK)
+	if ((x->mem != NULL ? archive_read_open_memory(x->a, x->mem,
+	    x->memlen) : archive_read_open_filename(x->a, x->host,
+	    ARCHIVE_BLOCK)) != ARCHIVE_OK)
 		return ar_lib(x, "cannot read as an archive", e);
 	return 0;
 }
@@ -298,46 +301,72 @@ ar_finish_dirs(struct ar *x, struct pep_err *e)
 	return r;
 }
 
+/* The target directory, then every member, then directories' metadata. */
+static int
+ar_run(struct ar *x, struct pep_err *e)
+{
+	struct fsdir *d = x->d;
+	const char *subject = d->subject;
+	struct archive_entry *ent;
+	struct fs_node top;
+	int rc, r;
+
+	r = fsdir_stat(d, x->dir, &top, e);
+	if (r == -ENOENT)
+		r = pep_errf(e, ENOENT, "%s: %s: no such directory (tar-in "
+		    "extracts %s there)", d->label, x->dir, x->host);
+	else if (r == 0 && !S_ISDIR(top.mode))
+		r = pep_errf(e, ENOTDIR, "%s: %s: is %s, not a directory",
+		    d->label, x->dir, fs_kind(top.mode));
+	if (r == 0)
+		r = ar_open(x, e);
+	d->subject = x->ipath;
+	while (r == 0) {
+		rc = archive_read_next_header(x->a, &ent);
+		if (rc == ARCHIVE_EOF)
+			break;
+		if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+			r = ar_lib(x, "reading", e);
+			break;
+		}
+		r = ar_member(x, ent, e);
+	}
+	if (r == 0)
+		r = ar_finish_dirs(x, e);
+	d->subject = subject;
+	if (x->a != NULL)
+		archive_read_free(x->a);
+	free(x->dirs);
+	return r;
+}
+
 int
 archive_extract(struct fsdir *d, const char *host, const char *dir,
     struct content_result *res, struct pep_err *e)
 {
-	const char *subject = d->subject;
 	struct ar x;
-	struct archive_entry *ent;
-	struct fs_node top;
-	int rc, r;
 
 	memset(&x, 0, sizeof(x));
 	x.d = d;
 	x.host = host;
 	x.dir = dir;
 	x.res = res;
-	r = fsdir_stat(d, dir, &top, e);
-	if (r == -ENOENT)
-		r = pep_errf(e, ENOENT, "%s: %s: no such directory (tar-in "
-		    "extracts %s there)", d->label, dir, host);
-	else if (r == 0 && !S_ISDIR(top.mode))
-		r = pep_errf(e, ENOTDIR, "%s: %s: is %s, not a directory",
-		    d->label, dir, fs_kind(top.mode));
-	if (r == 0)
-		r = ar_open(&x, e);
-	d->subject = x.ipath;
-	while (r == 0) {
-		rc = archive_read_next_header(x.a, &ent);
-		if (rc == ARCHIVE_EOF)
-			break;
-		if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
-			r = ar_lib(&x, "reading", e);
-			break;
-		}
-		r = ar_member(&x, ent, e);
-	}
-	if (r == 0)
-		r = ar_finish_dirs(&x, e);
-	d->subject = subject;
-	if (x.a != NULL)
-		archive_read_free(x.a);
-	free(x.dirs);
-	return r;
+	return ar_run(&x, e);
+}
+
+int
+archive_extract_mem(struct fsdir *d, const void *buf, size_t len,
+    const char *name, const char *dir, struct content_result *res,
+    struct pep_err *e)
+{
+	struct ar x;
+
+	memset(&x, 0, sizeof(x));
+	x.d = d;
+	x.host = name;
+	x.mem = buf;
+	x.memlen = len;
+	x.dir = dir;
+	x.res = res;
+	return ar_run(&x, e);
 }
