@@ -1,9 +1,10 @@
 /*
  * --copy-in: a host file or directory tree into the image, as mkfs.ext4
  * -d copies one: numeric owners, permission bits, mtimes (nanoseconds
- * too; clamped to the bake's epoch, fs_clamp_mtime), symlinks as symlinks (never followed), hard links as hard links,
- * devices, FIFOs, sockets, extended attributes (security.capability
- * among them) and holes. Directories are walked in name order, so the
+ * too; clamped to the bake's epoch, fs_clamp_mtime), symlinks as
+ * symlinks (never followed), hard links as hard links, devices,
+ * FIFOs, sockets, extended attributes (security.capability among them)
+ * and holes. Directories are walked in name order, so the
  * image's bytes do not depend on the host filesystem's readdir order; a
  * directory's own metadata is set after its entries.
  *
