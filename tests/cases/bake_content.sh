@@ -77,7 +77,8 @@ check_ops() {	# name
 	is "$n: --write (a ':' in the content)" "$(fcat "$o" /opt/a/b/w.txt)" \
 	    "hello: world"
 	is "$n: --chmod, --chown after it" \
-	    "$(st "$o" /opt/a/b/w.txt | cut -d' ' -f1-4)" "regular 0600 1000 1001"
+	    "$(st "$o" /opt/a/b/w.txt | cut -d' ' -f1-4)" \
+	    "regular 0600 1000 1001"
 	is "$n: --write then --append-line on an existing file" \
 	    "$(fcat "$o" /etc/hostname | od -An -c | tr -s ' ')" \
 	    "$(printf 'newhost\nsecond\n' | od -An -c | tr -s ' ')"
@@ -140,7 +141,8 @@ for f in $FLAVOURS; do
 	n=$(flavour_name "$f") t=$(flavour_type "$f")
 	a=$(flavour_args "$f")
 	# shellcheck disable=SC2086
-	img "$t" "$T/ref.img" 64M "$T/host" $a || { not_ok "$n: mkfs -d"; continue; }
+	img "$t" "$T/ref.img" 64M "$T/host" $a || {
+		not_ok "$n: mkfs -d"; continue; }
 	b=-b
 	[ "$n" = inline ] && b=
 	tree_of "$T/ref.img" /rich "$T/ref.list" $b
@@ -166,8 +168,9 @@ for f in $FLAVOURS; do
 		r=$(st "$T/ref.img" /rich/sparse | cut -d' ' -f5)
 		bl() { dfs "$1" "stat /rich/sparse" |
 		    sed -n 's/.*Blockcount: \([0-9]*\).*/\1/p'; }
-		check "$n: the sparse file stays sparse" \
-		    test "$(bl "$T/out.raw")" -le "$(bl "$T/ref.img")" -a "$r" = 10485760
+		check "$n: the sparse file stays sparse" test \
+		    "$(bl "$T/out.raw")" -le "$(bl "$T/ref.img")" -a \
+		    "$r" = 10485760
 	fi
 	rm -f "$T/out.raw"
 done
@@ -198,7 +201,8 @@ for a in rich.tar rich.tar.zst rich.cpio; do
 		    "$T/ref.cpio.x" "$T/out.list.x" ;;
 	*)
 		tree_of "$T/out.raw" /rich "$T/out.list" -b
-		same_listing "--tar-in $a: what mkfs.ext4 -d gives (no socket)" \
+		same_listing \
+		    "--tar-in $a: what mkfs.ext4 -d gives (no socket)" \
 		    "$T/ref.nosock" "$T/out.list" ;;
 	esac
 	rm -f "$T/out.raw"
