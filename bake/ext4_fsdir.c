@@ -1292,14 +1292,40 @@ x_set_meta(struct fsdir *d, uint64_t node, unsigned what,
 	return x_write_large(d, (ext2_ino_t)node, &li, e);
 }
 
+/*
+ * The attributes a file may carry, as the kernel's ext4 takes them from
+ * setxattr: user., trusted., security. and the two POSIX ACLs. Others
+ * are ext4's own (system.data holds an inline file's bytes: setting it
+ * rewrote them) or names ext4 has no prefix for.
+ */
+static int
+x_xattr_ok(const char *name)
+{
+	static const char *const prefix[] = { "user.", "trusted.",
+	    "security." };
+	size_t i;
+
+	for (i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
+		if (strncmp(name, prefix[i], strlen(prefix[i])) == 0 &&
+		    name[strlen(prefix[i])] != '\0')
+			return 1;
+	return strcmp(name, "system.posix_acl_access") == 0 ||
+	    strcmp(name, "system.posix_acl_default") == 0;
+}
+
 static int
 x_set_xattr(struct fsdir *d, uint64_t node, const char *name,
     const void *val, size_t len, struct pep_err *e)
 {
-	int r;
 	struct ext2_xattr_handle *h = NULL;
 	errcode_t err, err2;
+	int r;
 
+	if (!x_xattr_ok(name))
+		return pep_errf(e, PEP_EUNSUPPORTED, "%s: %s: extended "
+		    "attribute '%s': not one a file can carry (user., "
+		    "trusted., security. and POSIX ACLs)", d->label,
+		    d->subject != NULL ? d->subject : "?", name);
 	r = x_change(d, name, e);
 	if (r < 0)
 		return r;
@@ -1313,6 +1339,10 @@ x_set_xattr(struct fsdir *d, uint64_t node, const char *name,
 	err2 = h != NULL ? ext2fs_xattrs_close(&h) : 0;
 	if (err == 0)
 		err = err2;
+	if (err == EINVAL)	/* a POSIX ACL libext2fs cannot convert */
+		return pep_errf(e, EINVAL, "%s: %s: extended attribute '%s': "
+		    "not a valid value", d->label,
+		    d->subject != NULL ? d->subject : "?", name);
 	if (err != 0)
 		return x_err(d, e, err, name, "setting an extended attribute");
 	return 0;

@@ -60,13 +60,13 @@ cp -a "$T/base/." "$T/h/"
 (cd "$T/add/big" && seq 1 2000 | sed 's/^/added-entry-/' | xargs touch)
 img ext4 "$T/h.img" 64M "$T/h" -b 1024
 e2fsck -fyD "$T/h.img" >/dev/null 2>&1
-check "htree: e2fsck -fD indexed /big" sh -c \
-    "debugfs -R 'htree /big' '$T/h.img' 2>/dev/null | grep -q 'Root node dump'"
+check "htree: e2fsck -fD indexed /big" sh -c "debugfs -R 'htree /big' \
+    '$T/h.img' 2>/dev/null | grep -q 'Root node dump'"
 cbake "htree: 2,000 names added" "$T/h.img" -o "$T/out.raw" --no-pexi \
     --copy-in "$T/add/big:/" --write /big/written:x --mkdir /big/made
 fsck_ok "htree: 2,000 names added" "$T/out.raw"
-check "htree: /big is still indexed" sh -c \
-    "debugfs -R 'htree /big' '$T/out.raw' 2>/dev/null | grep -q 'Root node dump'"
+check "htree: /big is still indexed" sh -c "debugfs -R 'htree /big' \
+    '$T/out.raw' 2>/dev/null | grep -q 'Root node dump'"
 is "htree: all 5,002 names there" "$(names "$T/out.raw" /big | wc -l |
     tr -d ' ')" 5002
 is "htree: a name found through the index" \
@@ -147,8 +147,10 @@ done
 python3 - "$T/odd.tar" <<'EOF'
 import io, sys, tarfile
 with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
-    for name, kind in (("odd", tarfile.DIRTYPE), ("odd/fifo", tarfile.FIFOTYPE),
-                       ("odd/null", tarfile.CHRTYPE), ("odd/" + "p" * 200, tarfile.REGTYPE)):
+    for name, kind in (("odd", tarfile.DIRTYPE),
+                       ("odd/fifo", tarfile.FIFOTYPE),
+                       ("odd/null", tarfile.CHRTYPE),
+                       ("odd/" + "p" * 200, tarfile.REGTYPE)):
         ti = tarfile.TarInfo(name); ti.type = kind; ti.mtime = 0
         if kind == tarfile.CHRTYPE: ti.devmajor, ti.devminor = 1, 3
         if kind == tarfile.DIRTYPE: ti.mode = 0o755
@@ -166,9 +168,37 @@ is "odd tar: a 200-byte name (pax)" \
     "$(fcat "$T/out.raw" "/odd/$(printf 'p%.0s' $(seq 200))")" "long name"
 rm -f "$T/out.raw"
 
+# pax xattrs: a POSIX ACL, trusted.* and security.* are set; system.data
+# (ext4's own: an inline file's bytes) and names with no ext4 prefix are
+# refused below.
+python3 - "$T/acl.tar" "$T/sysdata.tar" "$T/bogus.tar" <<'EOF'
+import io, sys, tarfile
+acl = bytes.fromhex("02000000" "01000600ffffffff" "04000400ffffffff"
+                    "20000400ffffffff").decode("utf-8", "surrogateescape")
+for out, hdr in ((sys.argv[1], {"SCHILY.xattr.system.posix_acl_access": acl,
+                                "SCHILY.xattr.trusted.t": "tv",
+                                "SCHILY.xattr.security.selinux": "sv"}),
+                 (sys.argv[2], {"SCHILY.xattr.system.data": "XXXXXXXX"}),
+                 (sys.argv[3], {"SCHILY.xattr.bogus.name": "v"})):
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+        ti = tarfile.TarInfo("f"); ti.size = 5; ti.pax_headers = hdr
+        t.addfile(ti, io.BytesIO(b"hello"))
+EOF
+cbake "pax xattrs" "$T/e4.img" -o "$T/out.raw" --no-pexi \
+    --tar-in "$T/acl.tar:/srv"
+fsck_ok "pax xattrs" "$T/out.raw"
+is "pax xattrs: trusted.*, security.*" "$(xattr "$T/out.raw" /srv/f \
+    trusted.t) $(xattr "$T/out.raw" /srv/f security.selinux)" "7476 7376"
+# ext4 keeps an ACL in its own form: version 1, 4-byte entries
+like "pax xattrs: a POSIX ACL" "$(dfs "$T/out.raw" "ea_list /srv/f")" \
+    'system.posix_acl_access \(16\) = 01 00 00 00 01 00 06 00'
+rm -f "$T/out.raw"
+
 # --------------------------------------------------------------- refusals
 
-mktar() {	# OUT NAME:KIND:ARG...  (f: file with ARG, l: symlink, h: hard link, d: dir)
+# mktar OUT NAME:KIND:ARG...: KIND f (a file holding ARG), l (a symlink
+# to ARG), h (a hard link to ARG) or d (a directory).
+mktar() {
 	python3 - "$@" <<'EOF'
 import io, sys, tarfile
 with tarfile.open(sys.argv[1], "w") as t:
@@ -200,8 +230,9 @@ refused "a symlink in the image leading out" "$T/e4.img" \
     --no-pexi --write /etc/evil/x:bad
 refused "--copy-in into a symlink leading out" "$T/e4.img" '/etc/evil' \
     --no-pexi --copy-in "$T/sp:/etc/evil"
-refused "a member ../../etc/x" "$T/e4.img" '\.\./\.\./etc/x: ".." climbs out of /srv' \
-    --no-pexi --tar-in "$T/dotdot.tar:/srv"
+refused "a member ../../etc/x" "$T/e4.img" \
+    '\.\./\.\./etc/x: ".." climbs out of /srv' --no-pexi \
+    --tar-in "$T/dotdot.tar:/srv"
 refused "an absolute member" "$T/e4.img" 'member /etc/x: has an absolute name' \
     --no-pexi --tar-in "$T/abs.tar:/srv"
 refused "a symlink member then used as a directory (..)" "$T/e4.img" \
@@ -215,6 +246,12 @@ refused "a hard link member to ../../etc/hostname" "$T/e4.img" \
 refused "a hard link member to an absolute name" "$T/e4.img" \
     'member /etc/hostname: has an absolute name' --no-pexi \
     --tar-in "$T/hlabs.tar:/srv"
+refused "a member with system.data, an inline file's bytes" "$T/e4.img" \
+    "/srv/f: extended attribute 'system.data': not one a file can carry" \
+    --no-pexi --tar-in "$T/sysdata.tar:/srv"
+refused "a member with an xattr ext4 has no prefix for" "$T/e4.img" \
+    "/srv/f: extended attribute 'bogus.name'" --no-pexi \
+    --tar-in "$T/bogus.tar:/srv"
 refused "a later operation fails: nothing of the earlier ones is written" \
     "$T/e4.img" '/\.\./x' --no-pexi --write /etc/first:ok --write /../x:bad
 
