@@ -1276,10 +1276,21 @@ x_truncate(struct fsdir *d, uint64_t node, uint64_t size, struct pep_err *e)
 	err = ext2fs_read_inode(fs_of(d), ino, &in);
 	if (err != 0)
 		return x_err(d, e, err, "inode", "reading");
+	/*
+	 * The size a copy leaves after writing to the end: only blocks past
+	 * it (preallocated) to free; ext2fs_file_set_size2 would also read
+	 * and rewrite the last block to zero its tail, which pep's writes
+	 * leave zero.
+	 */
+	if (EXT2_I_SIZE(&in) == size && (in.i_flags & EXT4_INLINE_DATA_FL))
+		return 0;
 	bs = fs_of(d)->blocksize;
 	err = x_free_last(fs_of(d), ino, (size + bs - 1) / bs, ~0ULL);
-	if (err != 0)
-		return x_err(d, e, err, "data", "truncating");
+	if (err == 0 && EXT2_I_SIZE(&in) == size)
+		err = ext2fs_punch(fs_of(d), ino, NULL, NULL,
+		    (size + bs - 1) / bs, ~0ULL);
+	if (err != 0 || EXT2_I_SIZE(&in) == size)
+		return err != 0 ? x_err(d, e, err, "data", "truncating") : 0;
 	if ((in.i_flags & EXT4_INLINE_DATA_FL) && size <= X_INLINE_MAX &&
 	    EXT2_I_SIZE(&in) <= X_INLINE_MAX)
 		return x_inline_put(d, ino, EXT2_I_SIZE(&in), 0, NULL, 0, size,
