@@ -38,10 +38,11 @@ zstd -q -19 -o "$T/rich.tar.zst" "$T/rich.tar"
 
 OPS_OUT=$T/ops.raw
 
-# ops IMG: the operations, in an order where each depends on the last.
+# ops NAME IMG: the operations, in an order where each depends on the
+# last.
 ops() {
 	rm -f "$OPS_OUT"
-	cbake "$1" "$1" -o "$OPS_OUT" --no-pexi \
+	cbake "$1: every operation" "$2" -o "$OPS_OUT" --no-pexi \
 	    --mkdir /opt/a/b \
 	    --write '/opt/a/b/w.txt:hello: world' \
 	    --chmod 0600:/opt/a/b/w.txt \
@@ -125,7 +126,7 @@ for f in $FLAVOURS; do
 	    $(flavour_args "$f"); then
 		not_ok "$n: mkfs"; continue
 	fi
-	ops "$T/$n.img"
+	ops "$n" "$T/$n.img"
 	check_ops "$n"
 	rm -f "$OPS_OUT"
 done
