@@ -237,6 +237,7 @@ bench: all
 	sh tests/bench/bench-bake.sh
 	sh tests/bench/bench-copy.sh
 	sh tests/bench/bench-grow.sh
+	sh tests/bench/bench-content.sh
 	sh tests/bench/bench-pepd.sh
 	sh tests/bench/bench-bridge.sh
 	sh tests/bench/bench-vsock.sh

@@ -36,13 +36,16 @@ struct ar_dir {
 
 struct ar {
 	struct fsdir *d;
-	const char *host;
+	const char *host;	/* names the archive in messages */
+	const void *mem;	/* the archive in memory, or NULL: read host */
+	size_t memlen;
 	const char *dir;
 	struct archive *a;
 	struct content_result *res;
 	struct ar_dir *dirs;
 	size_t ndirs, cap;
 	char name[8192];	/* the member's name, cleaned */
+	char ipath[8192];	/* where it goes, for messages */
 };
 
 static int
@@ -171,10 +174,15 @@ ar_defer_dir(struct ar *x, uint64_t node, const struct fs_meta *m,
 	return 0;
 }
 
-/* A hard link: the earlier member it names, by the same rules. */
+/*
+ * A hard link: the earlier member it names, by the same rules. A link
+ * member may carry the data itself (cpio's newc and odc put it on the
+ * last name of a file, the earlier ones being empty): then it becomes
+ * the file's data.
+ */
 static int
-ar_hardlink(struct ar *x, const char *target, const struct fs_where *w,
-    struct pep_err *e)
+ar_hardlink(struct ar *x, struct archive_entry *ent, const char *target,
+    const struct fs_where *w, struct pep_err *e)
 {
 	struct fs_where t;
 	char tname[8192];
@@ -191,7 +199,14 @@ ar_hardlink(struct ar *x, const char *target, const struct fs_where *w,
 		return ar_member_err(x, "a hard link to a member not "
 		    "extracted", e);
 	x->res->links++;
-	return x->d->ops->link(x->d, w->parent, w->name, t.node.id, e);
+	r = x->d->ops->link(x->d, w->parent, w->name, t.node.id, e);
+	if (r == 0 && S_ISREG(t.node.mode) && archive_entry_size_is_set(ent) &&
+	    archive_entry_size(ent) > 0)
+		r = x->d->ops->truncate(x->d, t.node.id, 0, e);
+	if (r == 0 && S_ISREG(t.node.mode) && archive_entry_size_is_set(ent) &&
+	    archive_entry_size(ent) > 0)
+		r = ar_data(x, ent, t.node.id, e);
+	return r;
 }
 
 /* Clear the member's place: a directory may stay if it is one too. */
@@ -225,6 +240,8 @@ ar_member(struct ar *x, struct archive_entry *ent, struct pep_err *e)
 	r = ar_clean(x, archive_entry_pathname(ent), e);
 	if (r == 0 && x->name[0] == '\0')
 		return 0;	/* "./": the target directory itself */
+	if (r == 0 && fs_join(x->ipath, sizeof(x->ipath), x->dir, x->name) < 0)
+		return ar_member_err(x, "name too long", e);
 	if (r == 0)
 		r = fsdir_resolve_in(x->d, x->dir, x->name, FS_MKDIRS, &dm,
 		    &w, e);
@@ -232,7 +249,7 @@ ar_member(struct ar *x, struct archive_entry *ent, struct pep_err *e)
 	if (kept < 0)
 		return kept;
 	if (hl != NULL)
-		return ar_hardlink(x, hl, &w, e);
+		return ar_hardlink(x, ent, hl, &w, e);
 	if (kept)
 		n = w.node;
 	else
@@ -263,8 +280,9 @@ ar_open(struct ar *x, struct pep_err *e)
 	archive_read_support_format_tar(x->a);
 	archive_read_support_format_gnutar(x->a);
 	archive_read_support_format_cpio(x->a);
-	if (archive_read_open_filename(x->a, x->host, ARCHIVE_BLOCK) !=
-	    ARCHIVE_OK)
+	if ((x->mem != NULL ? archive_read_open_memory(x->a, x->mem,
+	    x->memlen) : archive_read_open_filename(x->a, x->host,
+	    ARCHIVE_BLOCK)) != ARCHIVE_OK)
 		return ar_lib(x, "cannot read as an archive", e);
 	return 0;
 }
@@ -283,43 +301,72 @@ ar_finish_dirs(struct ar *x, struct pep_err *e)
 	return r;
 }
 
+/* The target directory, then every member, then directories' metadata. */
+static int
+ar_run(struct ar *x, struct pep_err *e)
+{
+	struct fsdir *d = x->d;
+	const char *subject = d->subject;
+	struct archive_entry *ent;
+	struct fs_node top;
+	int rc, r;
+
+	r = fsdir_stat(d, x->dir, &top, e);
+	if (r == -ENOENT)
+		r = pep_errf(e, ENOENT, "%s: %s: no such directory (tar-in "
+		    "extracts %s there)", d->label, x->dir, x->host);
+	else if (r == 0 && !S_ISDIR(top.mode))
+		r = pep_errf(e, ENOTDIR, "%s: %s: is %s, not a directory",
+		    d->label, x->dir, fs_kind(top.mode));
+	if (r == 0)
+		r = ar_open(x, e);
+	d->subject = x->ipath;
+	while (r == 0) {
+		rc = archive_read_next_header(x->a, &ent);
+		if (rc == ARCHIVE_EOF)
+			break;
+		if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+			r = ar_lib(x, "reading", e);
+			break;
+		}
+		r = ar_member(x, ent, e);
+	}
+	if (r == 0)
+		r = ar_finish_dirs(x, e);
+	d->subject = subject;
+	if (x->a != NULL)
+		archive_read_free(x->a);
+	free(x->dirs);
+	return r;
+}
+
 int
 archive_extract(struct fsdir *d, const char *host, const char *dir,
     struct content_result *res, struct pep_err *e)
 {
 	struct ar x;
-	struct archive_entry *ent;
-	struct fs_node top;
-	int rc, r;
 
 	memset(&x, 0, sizeof(x));
 	x.d = d;
 	x.host = host;
 	x.dir = dir;
 	x.res = res;
-	r = fsdir_stat(d, dir, &top, e);
-	if (r == -ENOENT)
-		r = pep_errf(e, ENOENT, "%s: %s: no such directory (tar-in "
-		    "extracts %s there)", d->label, dir, host);
-	else if (r == 0 && !S_ISDIR(top.mode))
-		r = pep_errf(e, ENOTDIR, "%s: %s: is %s, not a directory",
-		    d->label, dir, fs_kind(top.mode));
-	if (r == 0)
-		r = ar_open(&x, e);
-	while (r == 0) {
-		rc = archive_read_next_header(x.a, &ent);
-		if (rc == ARCHIVE_EOF)
-			break;
-		if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
-			r = ar_lib(&x, "reading", e);
-			break;
-		}
-		r = ar_member(&x, ent, e);
-	}
-	if (r == 0)
-		r = ar_finish_dirs(&x, e);
-	if (x.a != NULL)
-		archive_read_free(x.a);
-	free(x.dirs);
-	return r;
+	return ar_run(&x, e);
+}
+
+int
+archive_extract_mem(struct fsdir *d, const void *buf, size_t len,
+    const char *name, const char *dir, struct content_result *res,
+    struct pep_err *e)
+{
+	struct ar x;
+
+	memset(&x, 0, sizeof(x));
+	x.d = d;
+	x.host = name;
+	x.mem = buf;
+	x.memlen = len;
+	x.dir = dir;
+	x.res = res;
+	return ar_run(&x, e);
 }

@@ -375,8 +375,8 @@ op_touch(struct fsdir *d, const struct content_op *op, time_t now,
 	return d->ops->make(d, w.parent, w.name, &fm, NULL, &w.node, e);
 }
 
-int
-content_apply(struct fsdir *d, const struct content_op *op, time_t now,
+static int
+content_run(struct fsdir *d, const struct content_op *op, time_t now,
     struct content_result *res, struct pep_err *e)
 {
 	struct fs_meta dm = made_up(S_IFDIR | 0755, now);
@@ -415,4 +415,16 @@ content_apply(struct fsdir *d, const struct content_op *op, time_t now,
 		break;
 	}
 	return pep_errf(e, PEP_EUSAGE, "unknown operation %d", op->kind);
+}
+
+int
+content_apply(struct fsdir *d, const struct content_op *op, time_t now,
+    struct content_result *res, struct pep_err *e)
+{
+	int r;
+
+	d->subject = op->path;
+	r = content_run(d, op, now, res, e);
+	d->subject = NULL;
+	return r;
 }

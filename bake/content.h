@@ -96,5 +96,10 @@ int tree_copy_in(struct fsdir *d, const char *host, const char *dir,
  */
 int archive_extract(struct fsdir *d, const char *host, const char *dir,
     struct content_result *res, struct pep_err *e);
+/* The same for an archive of len bytes at buf, called name in messages
+ * (tests/fuzz/fuzz_archive.c). */
+int archive_extract_mem(struct fsdir *d, const void *buf, size_t len,
+    const char *name, const char *dir, struct content_result *res,
+    struct pep_err *e);
 
 #endif

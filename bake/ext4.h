@@ -70,7 +70,14 @@ const char *ext4_label(struct ext4 *x);
 /* ext4_io.c: libext2fs I/O by pread/pwrite on a descriptor; the name
  * given to ext2fs_open2 is the descriptor's number, options "offset=N". */
 struct struct_io_manager;
+struct struct_io_channel;
 extern struct struct_io_manager *ext4_io_manager;
+/* Cache single blocks from now on (see ext4_io.c; never while growing). */
+void ext4_io_cache(struct struct_io_channel *ch);
+/* The file's blocks [block, block + count) were written around the
+ * channel: what it cached of them is dropped. */
+void ext4_io_forget(struct struct_io_channel *ch, unsigned long long block,
+    unsigned long long count);
 
 /* ------------------------------------------------------------------ */
 /* ext4_quota.c: usage and project quota files                        */

@@ -342,6 +342,9 @@ grow_zero_itable(ext2_filsys fs, int fd, uint64_t off, dgrp_t g,
 	off_t d = lseek(fd, (off_t)start, SEEK_DATA);
 	ssize_t w;
 
+	/* Written around libext2fs: nothing of it may stay cached. */
+	ext4_io_forget(fs->io, ext2fs_inode_table_loc(fs, g),
+	    fs->inode_blocks_per_group);
 	if ((d < 0 && errno == ENXIO) || (d >= 0 && (uint64_t)d >= start + len))
 		return 0;
 	*zeroed += len;

@@ -46,6 +46,10 @@ ext4_lib_err(struct ext4 *x, struct pep_err *e, errcode_t err,
 
 	if (err == EXT2_ET_NO_MEMORY)
 		code = ENOMEM;
+	if (err == EXT2_ET_BLOCK_ALLOC_FAIL || err == EXT2_ET_INODE_ALLOC_FAIL)
+		return pep_errf(e, ENOSPC, "%s: %s: %s: the filesystem is full "
+		    "(%s; a larger --size grows it)", x->label, path, what,
+		    error_message(err));
 	if (x_is_errno(err) && x->io_name != NULL)
 		return pep_errf(e, (int)err, "%s: %s: %s: %s: %s", x->io_name,
 		    x->label, path, what, strerror((int)err));
@@ -278,7 +282,10 @@ ext4_abort(struct ext4 *x)
 {
 	if (x == NULL)
 		return;
-	ext2fs_free(x->fs);	/* nothing is written */
+	/* nothing is written: not even what the I/O cache holds */
+	if (x->fs != NULL)
+		ext4_io_forget(x->fs->io, 0, ~0ULL);
+	ext2fs_free(x->fs);
 	x_free(x);
 }
 

@@ -31,6 +31,21 @@ fs_kind(uint32_t mode)
 	}
 }
 
+int
+fs_join(char *buf, size_t size, const char *dir, const char *name)
+{
+	size_t dl = strlen(dir), nl = strlen(name);
+
+	while (dl > 0 && dir[dl - 1] == '/')
+		dl--;
+	if (dl + 1 + nl >= size)
+		return -ENAMETOOLONG;
+	memmove(buf, dir, dl);
+	buf[dl] = '/';
+	memmove(buf + dl + 1, name, nl + 1);
+	return 0;
+}
+
 /*
  * The walk: directories from the root (depth 0) down to where it is, the
  * text of that path for messages, and what is still to be walked.
@@ -366,8 +381,8 @@ fsdir_stat(struct fsdir *d, const char *path, struct fs_node *n,
 	return 0;
 }
 
-int
-fsdir_mkdir_p(struct fsdir *d, const char *path, const struct fs_meta *m,
+static int
+mkdir_p(struct fsdir *d, const char *path, const struct fs_meta *m,
     struct pep_err *e)
 {
 	struct fs_where w;
@@ -388,8 +403,8 @@ fsdir_mkdir_p(struct fsdir *d, const char *path, const struct fs_meta *m,
 	return d->ops->make(d, w.parent, w.name, &dm, NULL, &n, e);
 }
 
-int
-fsdir_put(struct fsdir *d, const char *path, const void *buf, size_t len,
+static int
+put(struct fsdir *d, const char *path, const void *buf, size_t len,
     const struct fs_meta *m, unsigned flags, const struct fs_meta *dir_meta,
     struct pep_err *e)
 {
@@ -491,8 +506,8 @@ remove_in(struct fsdir *d, uint64_t dir, const char *name, int depth,
 	return d->ops->unlink(d, dir, name, e);
 }
 
-int
-fsdir_remove(struct fsdir *d, const char *path, struct pep_err *e)
+static int
+remove_path(struct fsdir *d, const char *path, struct pep_err *e)
 {
 	struct fs_where w;
 	int r;
@@ -503,6 +518,49 @@ fsdir_remove(struct fsdir *d, const char *path, struct pep_err *e)
 	if (!w.exists)
 		return -ENOENT;
 	return remove_in(d, w.parent, w.name, 0, e);
+}
+
+/*
+ * The public forms: a backend's failure names path unless the writer
+ * named something already (d->subject), as the built-in edits do not.
+ */
+int
+fsdir_mkdir_p(struct fsdir *d, const char *path, const struct fs_meta *m,
+    struct pep_err *e)
+{
+	const char *old = d->subject;
+	int r;
+
+	d->subject = old != NULL ? old : path;
+	r = mkdir_p(d, path, m, e);
+	d->subject = old;
+	return r;
+}
+
+int
+fsdir_put(struct fsdir *d, const char *path, const void *buf, size_t len,
+    const struct fs_meta *m, unsigned flags, const struct fs_meta *dir_meta,
+    struct pep_err *e)
+{
+	const char *old = d->subject;
+	int r;
+
+	d->subject = old != NULL ? old : path;
+	r = put(d, path, buf, len, m, flags, dir_meta, e);
+	d->subject = old;
+	return r;
+}
+
+int
+fsdir_remove(struct fsdir *d, const char *path, struct pep_err *e)
+{
+	const char *old = d->subject;
+	int r;
+
+	d->subject = old != NULL ? old : path;
+	r = remove_path(d, path, e);
+	d->subject = old;
+	return r;
 }
 
 int

@@ -116,6 +116,11 @@ struct fsdir {
 	const char *label;	/* names the filesystem in messages */
 	time_t now;		/* ctime of what changes */
 	uint8_t *copybuf;	/* fsdir.c's, for copies; fsdir_release */
+	/*
+	 * The path in the image being changed, if the writer set it: a
+	 * backend's failures name it (a backend knows only node numbers).
+	 */
+	const char *subject;
 };
 
 /* ------------------------------------------------------------ fsdir.c */
@@ -190,6 +195,8 @@ int fsdir_copy_fd(struct fsdir *d, uint64_t node, int fd, uint64_t size,
 void fs_clamp_mtime(struct fs_meta *m, time_t now);
 /* Free what fsdir.c keeps in d (its owner calls this when done). */
 void fsdir_release(struct fsdir *d);
+/* dir "/" name into buf (one slash between); -ENAMETOOLONG if too long. */
+int fs_join(char *buf, size_t size, const char *dir, const char *name);
 /* S_IF* as a word, for messages. */
 const char *fs_kind(uint32_t mode);
 

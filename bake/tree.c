@@ -2,9 +2,9 @@
  * --copy-in: a host file or directory tree into the image, as mkfs.ext4
  * -d copies one: numeric owners, permission bits, mtimes (nanoseconds
  * too; clamped to the bake's epoch, fs_clamp_mtime), symlinks as
- * symlinks (never followed), hard links as hard links, devices, FIFOs,
- * sockets, extended attributes (security.capability among them) and
- * holes. Directories are walked in name order, so the
+ * symlinks (never followed), hard links as hard links, devices,
+ * FIFOs, sockets, extended attributes (security.capability among them)
+ * and holes. Directories are walked in name order, so the
  * image's bytes do not depend on the host filesystem's readdir order; a
  * directory's own metadata is set after its entries.
  *
@@ -42,6 +42,7 @@ struct tree {
 	struct tree_link *links;	/* open addressing, cap a power of 2 */
 	size_t nlinks, cap;
 	char path[PATH_MAX];		/* the host path being copied */
+	char ipath[PATH_MAX];		/* where it goes, for messages */
 	char *xnames;
 	char *xval;
 };
@@ -154,7 +155,8 @@ tree_xattrs(struct tree *t, uint64_t node, struct pep_err *e)
 }
 
 static int tree_node(struct tree *t, int dirfd, const char *hname,
-    uint64_t parent, const char *name, int depth, struct pep_err *e);
+    uint64_t parent, const char *name, int depth, int fresh,
+    struct pep_err *e);
 
 /* Names in the host directory fd, sorted; free each and the vector. */
 static int
@@ -197,12 +199,14 @@ tree_names(struct tree *t, int fd, char ***v, size_t *n, struct pep_err *e)
 	return r;
 }
 
+/* The entries of a host directory into node; fresh: node was made by
+ * this copy, so none of them is there yet. */
 static int
 tree_dir_entries(struct tree *t, int dirfd, const char *hname,
-    uint64_t node, int depth, struct pep_err *e)
+    uint64_t node, int depth, int fresh, struct pep_err *e)
 {
 	char **names = NULL;
-	size_t n = 0, i, plen = strlen(t->path);
+	size_t n = 0, i, plen = strlen(t->path), ilen = strlen(t->ipath);
 	int fd, r;
 
 	fd = openat(dirfd, hname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
@@ -211,15 +215,20 @@ tree_dir_entries(struct tree *t, int dirfd, const char *hname,
 		return tree_host_err(t, errno, "opening", e);
 	r = tree_names(t, fd, &names, &n, e);
 	for (i = 0; r == 0 && i < n; i++) {
-		if (plen + 1 + strlen(names[i]) >= sizeof(t->path)) {
+		if (plen + 1 + strlen(names[i]) >= sizeof(t->path) ||
+		    ilen + 1 + strlen(names[i]) >= sizeof(t->ipath)) {
 			r = pep_errf(e, ENAMETOOLONG, "%s/%s: path too long",
 			    t->path, names[i]);
 			break;
 		}
 		snprintf(t->path + plen, sizeof(t->path) - plen, "/%s",
 		    names[i]);
-		r = tree_node(t, fd, names[i], node, names[i], depth + 1, e);
+		snprintf(t->ipath + ilen, sizeof(t->ipath) - ilen, "/%s",
+		    names[i]);
+		r = tree_node(t, fd, names[i], node, names[i], depth + 1,
+		    fresh, e);
 		t->path[plen] = '\0';
+		t->ipath[ilen] = '\0';
 	}
 	for (i = 0; i < n; i++)
 		free(names[i]);
@@ -288,7 +297,7 @@ tree_make(struct tree *t, int dirfd, const char *hname, const struct stat *st,
 
 static int
 tree_node(struct tree *t, int dirfd, const char *hname, uint64_t parent,
-    const char *name, int depth, struct pep_err *e)
+    const char *name, int depth, int fresh, struct pep_err *e)
 {
 	struct tree_link *l;
 	struct fs_node n;
@@ -300,7 +309,7 @@ tree_node(struct tree *t, int dirfd, const char *hname, uint64_t parent,
 		return pep_errf(e, ELOOP, "%s: nested too deep", t->path);
 	if (fstatat(dirfd, hname, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return tree_host_err(t, errno, "stat", e);
-	kept = tree_clear(t, parent, name, &st, &n, e);
+	kept = fresh ? 0 : tree_clear(t, parent, name, &st, &n, e);
 	if (kept < 0)
 		return kept;
 	l = !S_ISDIR(st.st_mode) && st.st_nlink > 1 ?
@@ -318,7 +327,8 @@ tree_node(struct tree *t, int dirfd, const char *hname, uint64_t parent,
 	if (r == 0)
 		r = tree_xattrs(t, n.id, e);
 	if (r == 0 && S_ISDIR(st.st_mode))
-		r = tree_dir_entries(t, dirfd, hname, n.id, depth, e);
+		r = tree_dir_entries(t, dirfd, hname, n.id, depth, !kept,
+		    e);
 	if (r == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
 		tree_meta(t, &st, &m);
 		r = t->d->ops->set_meta(t->d, n.id, FS_SET_MODE |
@@ -336,7 +346,7 @@ static int
 tree_split(const char *host, char *name, size_t n, int *dirfd,
     struct pep_err *e)
 {
-	char copy[PATH_MAX], *slash, *base;
+	char copy[PATH_MAX], *slash, *last;
 	size_t len = strlen(host);
 
 	if (len == 0 || len >= sizeof(copy))
@@ -345,11 +355,11 @@ tree_split(const char *host, char *name, size_t n, int *dirfd,
 	while (len > 1 && copy[len - 1] == '/')
 		copy[--len] = '\0';
 	slash = strrchr(copy, '/');
-	base = slash != NULL ? slash + 1 : copy;
-	if (strlen(base) >= n)
-		return pep_errf(e, ENAMETOOLONG, "%s: name longer than %zu "
-		    "bytes", host, n - 1);
-	memcpy(name, base, strlen(base) + 1);
+	last = slash != NULL ? slash + 1 : copy;
+	if (strlen(last) >= n || strlen(last) > FS_NAME_MAX)
+		return pep_errf(e, ENAMETOOLONG, "%s: a name longer than %d "
+		    "bytes", host, FS_NAME_MAX);
+	memcpy(name, last, strlen(last) + 1);
 	if (name[0] == '\0' || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0)
 		return pep_errf(e, PEP_EUSAGE, "%s: name the directory to copy "
@@ -369,6 +379,7 @@ int
 tree_copy_in(struct fsdir *d, const char *host, const char *dir,
     struct content_result *res, struct pep_err *e)
 {
+	const char *subject = d->subject;
 	struct tree t;
 	struct fs_node top;
 	char name[FS_NAME_MAX + 1];
@@ -392,9 +403,14 @@ tree_copy_in(struct fsdir *d, const char *host, const char *dir,
 		    d->label, dir, fs_kind(top.mode));
 	if (r == 0)
 		r = tree_split(host, name, sizeof(name), &dirfd, e);
+	if (r == 0 && fs_join(t.ipath, sizeof(t.ipath), dir, name) < 0)
+		r = pep_errf(e, ENAMETOOLONG, "%s: %s: path too long",
+		    d->label, dir);
 	if (r == 0) {
 		snprintf(t.path, sizeof(t.path), "%s", host);
-		r = tree_node(&t, dirfd, name, top.id, name, 0, e);
+		d->subject = t.ipath;
+		r = tree_node(&t, dirfd, name, top.id, name, 0, 0, e);
+		d->subject = subject;
 	}
 out:
 	if (dirfd >= 0)
