@@ -66,7 +66,7 @@ grubcfg() {
 }
 
 # ---- bake --------------------------------------------------------------------
-check "pep-bake bakes the EFI disk" "$PEP_BAKE" -q "$E/efi.raw" \
+check "pep-bake bakes the EFI disk" "$PEP_BAKE" -q --no-pexi "$E/efi.raw" \
     -o "$T/baked.raw" --size 256M
 expect_line() {	# description got want-pattern
 	if printf '%s\n' "$2" | grep -q -- "$3"; then ok "$1"; else
