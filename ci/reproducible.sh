@@ -37,7 +37,7 @@ cleanup() {
 	rm -rf "$tmp"
 }
 
-make
+make all guest
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pep-repro.XXXXXX")
 trap cleanup EXIT
 trap 'exit 1' INT TERM
