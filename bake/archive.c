@@ -24,6 +24,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "../common/vec.h"
 #include "content.h"
 
 #define ARCHIVE_BLOCK 65536
@@ -159,15 +160,9 @@ static int
 ar_defer_dir(struct ar *x, uint64_t node, const struct fs_meta *m,
     struct pep_err *e)
 {
-	struct ar_dir *n;
-
-	if (x->ndirs == x->cap) {
-		x->cap = x->cap ? x->cap * 2 : 64;
-		n = realloc(x->dirs, x->cap * sizeof(*n));
-		if (n == NULL)
-			return pep_errf(e, ENOMEM, "out of memory");
-		x->dirs = n;
-	}
+	if (vec_room((void **)&x->dirs, x->ndirs, &x->cap,
+	    sizeof(*x->dirs)) < 0)
+		return pep_errf(e, ENOMEM, "out of memory");
 	x->dirs[x->ndirs].node = node;
 	x->dirs[x->ndirs].m = *m;
 	x->ndirs++;

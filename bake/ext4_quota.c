@@ -31,6 +31,7 @@
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
 
+#include "../common/vec.h"
 #include "ext4_priv.h"
 
 #define QT_BLK		1024
@@ -94,17 +95,9 @@ quota_file_free(struct quota_file *qf)
 static int
 qt_push(struct quota_file *qf, const struct quota_entry *q)
 {
-	struct quota_entry *n;
-	size_t cap;
-
-	if (qf->n == qf->cap) {
-		cap = qf->cap ? qf->cap * 2 : 64;
-		n = realloc(qf->ent, cap * sizeof(*n));
-		if (n == NULL)
-			return -ENOMEM;
-		qf->ent = n;
-		qf->cap = cap;
-	}
+	if (vec_room((void **)&qf->ent, qf->n, &qf->cap,
+	    sizeof(*qf->ent)) < 0)
+		return -ENOMEM;
 	qf->ent[qf->n++] = *q;
 	return 0;
 }
@@ -420,17 +413,8 @@ struct qt_uses {
 static int
 qt_use_add(struct qt_uses *c, uint32_t id, uint64_t space)
 {
-	struct qt_use *n;
-	size_t cap;
-
-	if (c->n == c->cap) {
-		cap = c->cap ? c->cap * 2 : 1024;
-		n = realloc(c->u, cap * sizeof(*n));
-		if (n == NULL)
-			return -ENOMEM;
-		c->u = n;
-		c->cap = cap;
-	}
+	if (vec_room((void **)&c->u, c->n, &c->cap, sizeof(*c->u)) < 0)
+		return -ENOMEM;
 	c->u[c->n].id = id;
 	c->u[c->n].space = space;
 	c->n++;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/vec.h"
 #include "fsdir.h"
 
 #define FS_PATH_MAX	8192	/* a path with its symlinks expanded */
@@ -446,17 +447,11 @@ static int
 names_add(void *arg, const char *name, const struct fs_node *n)
 {
 	struct fs_names *l = arg;
-	char **v;
 
 	(void)n;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 16;
-		v = realloc(l->v, l->cap * sizeof(*v));
-		if (v == NULL) {
-			l->oom = 1;
-			return 1;
-		}
-		l->v = v;
+	if (vec_room((void **)&l->v, l->n, &l->cap, sizeof(*l->v)) < 0) {
+		l->oom = 1;
+		return 1;
 	}
 	l->v[l->n] = strdup(name);
 	if (l->v[l->n] == NULL) {

@@ -14,6 +14,7 @@
 
 #include "../common/cli.h"
 #include "../common/log.h"
+#include "../common/vec.h"
 #include "bake.h"
 #include "edit.h"
 #include "report.h"
@@ -144,15 +145,10 @@ static void
 add_content(struct bake_cli *c, enum content_kind k, const char *arg)
 {
 	struct pep_err e = { 0, "" };
-	struct content_op *n;
 
-	if (c->nops == c->capops) {
-		c->capops = c->capops ? c->capops * 2 : 16;
-		n = realloc(c->ops, c->capops * sizeof(*n));
-		if (n == NULL)
-			fatal("realloc");
-		c->ops = n;
-	}
+	if (vec_room((void **)&c->ops, c->nops, &c->capops,
+	    sizeof(*c->ops)) < 0)
+		fatal("out of memory");
 	if (content_parse(k, arg, &c->ops[c->nops], &e) < 0)
 		usage_error("%s", e.msg);
 	c->nops++;

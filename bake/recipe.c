@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../common/cli.h"
+#include "../common/vec.h"
 #include "edit.h"
 #include "openrc.h"
 #include "recipe.h"
@@ -40,8 +41,8 @@ struct recipe_mem {
 /* The operations of one section, as they are parsed. */
 struct opvec {
 	struct content_op *v;
-	const char **where;
-	size_t n, cap;
+	const char **where;	/* where[i]: v[i]'s JSON path */
+	size_t n, cap, capw;
 };
 
 /* Where the parser is: the recipe it fills and the value at hand. */
@@ -951,21 +952,11 @@ static int
 ops_push(struct rctx *c, int sec, const struct content_op *op)
 {
 	struct opvec *s = &c->sec[sec];
-	struct content_op *nv;
-	const char **nw;
-	size_t cap;
 
-	if (s->n == s->cap) {
-		cap = s->cap ? s->cap * 2 : 16;
-		nv = realloc(s->v, cap * sizeof(*nv));
-		if (nv != NULL)
-			s->v = nv;
-		nw = nv != NULL ? realloc(s->where, cap * sizeof(*nw)) : NULL;
-		if (nw == NULL)
-			return rnomem(c);
-		s->where = nw;
-		s->cap = cap;
-	}
+	if (vec_room((void **)&s->v, s->n, &s->cap, sizeof(*s->v)) < 0 ||
+	    vec_room((void **)&s->where, s->n, &s->capw,
+	    sizeof(*s->where)) < 0)
+		return rnomem(c);
 	s->where[s->n] = rjoin(c->r, c->path, NULL);
 	if (s->where[s->n] == NULL)
 		return rnomem(c);

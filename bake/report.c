@@ -12,6 +12,7 @@
 
 #include "../common/log.h"
 #include "../common/utf8.h"
+#include "../common/vec.h"
 #include "bake.h"
 #include "report.h"
 
@@ -184,23 +185,6 @@ report_json(const struct bake_opts *o, const struct bake_report *r)
 	return s;
 }
 
-static int
-grow_array(void **v, size_t n, size_t *cap, size_t elem)
-{
-	void *nv;
-	size_t c;
-
-	if (n < *cap)
-		return 0;
-	c = *cap ? *cap * 2 : 8;
-	nv = realloc(*v, c * elem);
-	if (nv == NULL)
-		return -ENOMEM;
-	*v = nv;
-	*cap = c;
-	return 0;
-}
-
 void
 bake_warn(struct bake_report *r, const char *code, const char *path,
     const char *fmt, ...)
@@ -209,7 +193,7 @@ bake_warn(struct bake_report *r, const char *code, const char *path,
 	char msg[1024];
 	va_list ap;
 
-	if (grow_array((void **)&r->warnings, r->nwarnings, &r->capw,
+	if (vec_room((void **)&r->warnings, r->nwarnings, &r->capw,
 	    sizeof(*w)) < 0) {
 		r->oom = 1;
 		return;
@@ -235,7 +219,7 @@ bake_edit(struct bake_report *r, const char *path, const char *action)
 {
 	struct bake_edit *ed;
 
-	if (grow_array((void **)&r->edits, r->nedits, &r->cape,
+	if (vec_room((void **)&r->edits, r->nedits, &r->cape,
 	    sizeof(*ed)) < 0) {
 		r->oom = 1;
 		return;
@@ -255,7 +239,7 @@ bake_time(struct bake_report *r, const char *step, const char *arg,
 {
 	struct bake_timing *t;
 
-	if (grow_array((void **)&r->timings, r->ntimings, &r->capt,
+	if (vec_room((void **)&r->timings, r->ntimings, &r->capt,
 	    sizeof(*t)) < 0) {
 		r->oom = 1;
 		return;

@@ -24,6 +24,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "../common/vec.h"
 #include "content.h"
 
 #define TREE_XATTR_LIST	65536	/* names of one file's attributes */
@@ -164,7 +165,6 @@ tree_names(struct tree *t, int fd, char ***v, size_t *n, struct pep_err *e)
 {
 	DIR *dir = fdopendir(dup(fd));
 	struct dirent *de;
-	char **nv;
 	size_t cap = 0;
 	int r = 0;
 
@@ -176,14 +176,9 @@ tree_names(struct tree *t, int fd, char ***v, size_t *n, struct pep_err *e)
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 32;
-			nv = realloc(*v, cap * sizeof(*nv));
-			if (nv == NULL) {
-				r = pep_errf(e, ENOMEM, "out of memory");
-				break;
-			}
-			*v = nv;
+		if (vec_room((void **)v, *n, &cap, sizeof(**v)) < 0) {
+			r = pep_errf(e, ENOMEM, "out of memory");
+			break;
 		}
 		(*v)[*n] = strdup(de->d_name);
 		if ((*v)[*n] == NULL)
