@@ -42,7 +42,7 @@ ALL_CFLAGS = -std=c17 $(WARN) $(CFLAGS) $(CPPFLAGS) $(BAKE_CFLAGS) \
 	$(PEPD_CFLAGS)
 
 COMMON_SRC = common/err.c common/log.c common/progress.c common/cli.c \
-	common/utf8.c common/vec.c
+	common/utf8.c common/vec.c common/mem.c
 BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/out.c bake/convert.c bake/layout.c bake/ext4fs.c bake/ext4_grow.c \
 	bake/ext4_place.c bake/ext4_io.c bake/edit_text.c bake/edit_console.c \

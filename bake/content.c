@@ -218,23 +218,12 @@ content_parse(enum content_kind k, const char *arg, struct content_op *op,
 
 /* ------------------------------------------------------------ apply */
 
-static struct fs_meta
-made_up(uint32_t mode, time_t now)
-{
-	struct fs_meta m;
-
-	memset(&m, 0, sizeof(m));
-	m.mode = mode;
-	m.mtime = now;
-	return m;
-}
-
 static int
 op_write(struct fsdir *d, const struct content_op *op, time_t now,
     struct content_result *res, struct pep_err *e)
 {
-	struct fs_meta fm = made_up(S_IFREG | 0644, now);
-	struct fs_meta dm = made_up(S_IFDIR | 0755, now);
+	struct fs_meta fm = fs_meta_made(S_IFREG | 0644, now);
+	struct fs_meta dm = fs_meta_made(S_IFDIR | 0755, now);
 
 	if (op->has_mode)
 		fm.mode = S_IFREG | op->mode;
@@ -260,8 +249,8 @@ static int
 op_link(struct fsdir *d, const struct content_op *op, time_t now,
     struct content_result *res, struct pep_err *e)
 {
-	struct fs_meta lm = made_up(S_IFLNK | 0777, now);
-	struct fs_meta dm = made_up(S_IFDIR | 0755, now);
+	struct fs_meta lm = fs_meta_made(S_IFLNK | 0777, now);
+	struct fs_meta dm = fs_meta_made(S_IFDIR | 0755, now);
 	struct fs_where w;
 	struct fs_node n;
 	int r;
@@ -318,8 +307,8 @@ static int
 op_append(struct fsdir *d, const struct content_op *op, time_t now,
     struct content_result *res, struct pep_err *e)
 {
-	struct fs_meta fm = made_up(S_IFREG | 0644, now);
-	struct fs_meta dm = made_up(S_IFDIR | 0755, now);
+	struct fs_meta fm = fs_meta_made(S_IFREG | 0644, now);
+	struct fs_meta dm = fs_meta_made(S_IFDIR | 0755, now);
 	const char *eol = "\n";
 	char *old = NULL, *buf, *nl;
 	size_t len = 0, n = 0;
@@ -358,8 +347,8 @@ static int
 op_touch(struct fsdir *d, const struct content_op *op, time_t now,
     struct content_result *res, struct pep_err *e)
 {
-	struct fs_meta fm = made_up(S_IFREG | 0644, now);
-	struct fs_meta dm = made_up(S_IFDIR | 0755, now);
+	struct fs_meta fm = fs_meta_made(S_IFREG | 0644, now);
+	struct fs_meta dm = fs_meta_made(S_IFDIR | 0755, now);
 	struct fs_where w;
 	int r;
 
@@ -379,7 +368,7 @@ static int
 content_run(struct fsdir *d, const struct content_op *op, time_t now,
     struct content_result *res, struct pep_err *e)
 {
-	struct fs_meta dm = made_up(S_IFDIR | 0755, now);
+	struct fs_meta dm = fs_meta_made(S_IFDIR | 0755, now);
 
 	switch (op->kind) {
 	case CONTENT_WRITE:

@@ -25,6 +25,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "../common/mem.h"
 #include "convert.h"
 
 #define CONVERT_CHUNK	(1u << 20)
@@ -32,17 +33,6 @@
 #define CONVERT_WINDOW	(8u << 20)
 #define CONVERT_MAXWORKERS 4
 #define CONVERT_SAMPLE	(512u << 10)	/* see convert_copy */
-
-static int
-convert_is_zero(const uint8_t *p, size_t len)
-{
-	static const uint8_t zero[64];
-
-	if (len <= sizeof(zero))
-		return memcmp(p, zero, len) == 0;
-	return memcmp(p, zero, sizeof(zero)) == 0 &&
-	    memcmp(p, p + sizeof(zero), len - sizeof(zero)) == 0;
-}
 
 static int
 convert_pwrite(int fd, const uint8_t *buf, size_t len, uint64_t off,
@@ -73,7 +63,7 @@ convert_write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off,
 
 	while (i < len) {
 		bl = len - i < CONVERT_BLOCK ? len - i : CONVERT_BLOCK;
-		if (!convert_is_zero(buf + i, bl)) {
+		if (!mem_is_zero(buf + i, bl)) {
 			i += bl;
 			continue;
 		}

@@ -20,6 +20,7 @@
 
 #include <et/com_err.h>
 
+#include "../common/mem.h"
 #include "ext4_priv.h"
 
 #define X_INLINE_MAX	60	/* i_block: inline data always fits here */
@@ -743,17 +744,6 @@ x_unlink(struct fsdir *d, uint64_t dir, const char *name, struct pep_err *e)
 /* ------------------------------------------------------------- data */
 
 static int
-x_is_zero(const uint8_t *p, size_t len)
-{
-	static const uint8_t zero[64];
-
-	if (len <= sizeof(zero))
-		return memcmp(p, zero, len) == 0;
-	return memcmp(p, zero, sizeof(zero)) == 0 &&
-	    memcmp(p, p + sizeof(zero), len - sizeof(zero)) == 0;
-}
-
-static int
 x_pwrite(struct fsdir *d, const void *buf, size_t len, uint64_t pblk,
     struct pep_err *e)
 {
@@ -1003,9 +993,9 @@ x_put_whole(struct x_wr *w, blk64_t lblk, blk64_t count, const uint8_t *buf,
 	int zero, r;
 
 	while (i < count) {
-		zero = x_is_zero(buf + i * bs, bs);
+		zero = mem_is_zero(buf + i * bs, bs);
 		for (j = i + 1; j < count &&
-		    x_is_zero(buf + j * bs, bs) == zero; j++)
+		    mem_is_zero(buf + j * bs, bs) == zero; j++)
 			;
 		if (!zero) {
 			r = x_put_blocks(w, lblk + i, j - i, buf + i * bs, e);
@@ -1042,7 +1032,7 @@ x_put_part(struct x_wr *w, uint64_t off, const uint8_t *p, size_t len,
 		    &pblk);
 	if (err != 0)
 		return x_err(w->d, e, err, "data", "mapping");
-	if (pblk == 0 && x_is_zero(p, len))
+	if (pblk == 0 && mem_is_zero(p, len))
 		return 0;
 	blk = calloc(1, bs);
 	if (blk == NULL)

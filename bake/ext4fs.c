@@ -361,23 +361,11 @@ ext4_read_file(struct ext4 *x, const char *path, char **buf, size_t *len,
 	return fsdir_slurp(&x->dir, path, EXT4_READ_MAX, buf, len, e);
 }
 
-/* What pep-bake makes of itself: root:root, stamped now. */
-static struct fs_meta
-x_own(struct ext4 *x, uint32_t mode)
-{
-	struct fs_meta m;
-
-	memset(&m, 0, sizeof(m));
-	m.mode = mode;
-	m.mtime = x->now;
-	return m;
-}
-
 int
 ext4_write_file(struct ext4 *x, const char *path, const void *buf,
     size_t len, struct pep_err *e)
 {
-	struct fs_meta m = x_own(x, S_IFREG | 0644);
+	struct fs_meta m = fs_meta_made(S_IFREG | 0644, x->now);
 
 	return fsdir_put(&x->dir, path, buf, len, &m, 0, NULL, e);
 }
@@ -385,7 +373,7 @@ ext4_write_file(struct ext4 *x, const char *path, const void *buf,
 int
 ext4_mkdir_p(struct ext4 *x, const char *path, struct pep_err *e)
 {
-	struct fs_meta m = x_own(x, S_IFDIR | 0755);
+	struct fs_meta m = fs_meta_made(S_IFDIR | 0755, x->now);
 
 	return fsdir_mkdir_p(&x->dir, path, &m, e);
 }

@@ -668,6 +668,17 @@ copy_range(struct fsdir *d, uint64_t node, int fd, uint64_t off,
 	return 0;
 }
 
+struct fs_meta
+fs_meta_made(uint32_t mode, time_t now)
+{
+	struct fs_meta m;
+
+	memset(&m, 0, sizeof(m));
+	m.mode = mode;
+	m.mtime = now;
+	return m;
+}
+
 void
 fs_clamp_mtime(struct fs_meta *m, time_t now)
 {

@@ -187,6 +187,8 @@ int fsdir_upload(struct fsdir *d, const char *host, const char *path,
 /* The data of host file fd (size bytes) into node, holes kept. */
 int fsdir_copy_fd(struct fsdir *d, uint64_t node, int fd, uint64_t size,
     const char *name, struct pep_err *e);
+/* What pep makes up itself: root:root, the given mode, mtime now. */
+struct fs_meta fs_meta_made(uint32_t mode, time_t now);
 /*
  * A host file's mtime later than now (the bake's epoch) becomes now, as
  * tar --clamp-mtime does for SOURCE_DATE_EPOCH: a tree checked out by git

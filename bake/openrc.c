@@ -27,17 +27,6 @@ openrc_name_ok(const char *name)
 	    strlen(name) <= FS_NAME_MAX;
 }
 
-static struct fs_meta
-openrc_meta(uint32_t mode, time_t now)
-{
-	struct fs_meta m;
-
-	memset(&m, 0, sizeof(m));
-	m.mode = mode;
-	m.mtime = now;
-	return m;
-}
-
 static int
 openrc_names(struct fsdir *d, const char *name, const char *level,
     struct pep_err *e)
@@ -53,8 +42,8 @@ openrc_enable(struct fsdir *d, const char *name, const char *runlevel,
     time_t now, struct pep_err *e)
 {
 	const char *level = runlevel != NULL ? runlevel : "default";
-	struct fs_meta lm = openrc_meta(S_IFLNK | 0777, now);
-	struct fs_meta dm = openrc_meta(S_IFDIR | 0755, now);
+	struct fs_meta lm = fs_meta_made(S_IFLNK | 0777, now);
+	struct fs_meta dm = fs_meta_made(S_IFDIR | 0755, now);
 	char script[512], link[512];
 	struct fs_where w;
 	struct fs_node n;
