@@ -335,7 +335,7 @@ static int
 tree_split(const char *host, char *name, size_t n, int *dirfd,
     struct pep_err *e)
 {
-	char copy[PATH_MAX], *slash;
+	char copy[PATH_MAX], *slash, *base;
 	size_t len = strlen(host);
 
 	if (len == 0 || len >= sizeof(copy))
@@ -344,7 +344,11 @@ tree_split(const char *host, char *name, size_t n, int *dirfd,
 	while (len > 1 && copy[len - 1] == '/')
 		copy[--len] = '\0';
 	slash = strrchr(copy, '/');
-	snprintf(name, n, "%s", slash != NULL ? slash + 1 : copy);
+	base = slash != NULL ? slash + 1 : copy;
+	if (strlen(base) >= n)
+		return pep_errf(e, ENAMETOOLONG, "%s: name longer than %zu "
+		    "bytes", host, n - 1);
+	memcpy(name, base, strlen(base) + 1);
 	if (name[0] == '\0' || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0)
 		return pep_errf(e, PEP_EUSAGE, "%s: name the directory to copy "
