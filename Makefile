@@ -257,7 +257,7 @@ fuzz-brief: $(FUZZ_BIN)
 fuzz: $(FUZZ_BIN)
 	sh tests/fuzz/run.sh $${PEP_FUZZ_SECONDS:-300}
 
-bench: all
+bench: all guest
 	@sh ci/install-deps.sh bench
 	sh tests/bench/bench-bake.sh
 	sh tests/bench/bench-copy.sh
@@ -265,6 +265,7 @@ bench: all
 	sh tests/bench/bench-pepd.sh
 	sh tests/bench/bench-bridge.sh
 	sh tests/bench/bench-vsock.sh
+	sh tests/bench/bench-intercept.sh
 
 demo: deps
 	$(MAKE) $(BUILD)/pep-bake
