@@ -140,9 +140,9 @@ print("a mediated request, in order (ms, medians; %d requests a page, "
       "overlapping):" % med([r["mediated"] for r in by["mediated"]]))
 print("  Firefox's beforeRequestSent to the runner's handler %7.2f" %
       per("event_ms"))
-print("  runner: headers, policy-free checks, frame out/in   %7.2f" %
+print("  runner: the event to a pepd frame, the answer back  %7.2f" %
       per("runner_ms"))
-print("  bridge and its sockets, both ways                   %7.2f" %
+print("  bridge, sockets, queues (round trip - pepd's time)  %7.2f" %
       (rtt - pepd_total))
 print("  pepd (its total_ms, the origin's time excluded)     %7.2f" %
       (pepd_total - origin))
