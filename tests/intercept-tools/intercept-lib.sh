@@ -200,6 +200,19 @@ ix_runner() {
 	    -c "$T/config.json" "$@" 2>>"$T/runner.log"
 }
 
+# ix_quiet: wait (up to 10 s) until pepd's audit and the origins' log have
+# not grown for half a second: what the runner left in flight is done.
+ix_quiet() {
+	_q=""
+	for _i in $(seq 40); do
+		_s="$(wc -c <"$T/audit.jsonl" 2>/dev/null) $(wc -c \
+		    <"$T/site.jsonl" 2>/dev/null)"
+		[ "$_s" = "$_q" ] && return 0
+		_q=$_s
+		sleep 0.25
+	done
+}
+
 # visit N FILTER: a jq filter over visit N's record in results.jsonl.
 visit() {
 	jq -r "select(.event == \"visit\" and .visit == $1) | $2" \
@@ -284,6 +297,7 @@ has_audit() {
 # The checks both browsers must pass.
 ix_check_common() {
 	_b=$1
+	ix_quiet
 	# main page
 	is "$_b: main page loaded" "$(visit $V_MAIN .ok)" true
 	is "$_b: main page title" "$(visit $V_MAIN .title)" "pexi main"
