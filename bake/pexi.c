@@ -34,12 +34,12 @@
 #define PEXI_LIB	"/usr/local/lib/pexi"
 #define PEXI_RUNNER	PEXI_LIB "/intercept"
 #define PEXI_CONFIG	"/etc/pexi/config.json"
+#define EM_X86_64_	62
+#define EM_AARCH64_	183
 
 /* No visits: the runner connects to Firefox and intercepts what it loads
  * (the recipe, or NoCloud user-data, says what to visit). */
 static const char pexi_default_config[] = "{\n  \"visits\": []\n}\n";
-#define EM_X86_64_	62
-#define EM_AARCH64_	183
 
 /* ELF identification and machine, as the ELF gABI lays them out. */
 struct pexi_elf_head {
