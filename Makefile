@@ -164,7 +164,33 @@ GUEST_FILES = build/guest/pexi-boot.initd build/guest/pexi-boot.confd
 
 .PHONY: guest
 guest: build/guest/x86_64/pexi-bridge build/guest/aarch64/pexi-bridge \
-	$(GUEST_FILES)
+	$(GUEST_FILES) build/guest/intercept.stamp
+
+# The intercept runner (guest-init/intercept, Node) with its node_modules
+# as `npm ci` installs them from the committed package-lock.json (the npm
+# registry), in build/guest/intercept: pep-bake copies that directory into
+# images and needs no npm. Type declarations, source maps and docs are
+# removed from node_modules (never loaded; two thirds of its files).
+INTERCEPT_FILES = package.json package-lock.json pexi-intercept.js \
+	pexi-firefox firefox/user.js README.md \
+	$(patsubst guest-init/intercept/%,%,\
+	$(wildcard guest-init/intercept/lib/*.js))
+
+build/guest/intercept.stamp: $(INTERCEPT_FILES:%=guest-init/intercept/%)
+	@command -v npm >/dev/null || { echo "make guest: npm is missing" \
+	    "(make deps)" >&2; exit 1; }
+	rm -rf build/guest/intercept.tmp
+	mkdir -p build/guest/intercept.tmp
+	cd guest-init/intercept && cp --parents $(INTERCEPT_FILES) \
+	    $(CURDIR)/build/guest/intercept.tmp/
+	cd build/guest/intercept.tmp && npm ci --omit=dev --ignore-scripts \
+	    --no-audit --no-fund --loglevel=error
+	find build/guest/intercept.tmp/node_modules -type f \( -name '*.ts' \
+	    -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
+	    -o -name '*.md' \) -delete
+	rm -rf build/guest/intercept
+	mv build/guest/intercept.tmp build/guest/intercept
+	touch $@
 
 build/guest/pexi-boot.%: guest-init/pexi-boot.%
 	@mkdir -p $(dir $@)
@@ -232,7 +258,7 @@ fuzz-brief: $(FUZZ_BIN)
 fuzz: $(FUZZ_BIN)
 	sh tests/fuzz/run.sh $${PEP_FUZZ_SECONDS:-300}
 
-bench: all
+bench: all guest
 	@sh ci/install-deps.sh bench
 	sh tests/bench/bench-bake.sh
 	sh tests/bench/bench-copy.sh
@@ -241,6 +267,7 @@ bench: all
 	sh tests/bench/bench-pepd.sh
 	sh tests/bench/bench-bridge.sh
 	sh tests/bench/bench-vsock.sh
+	sh tests/bench/bench-intercept.sh
 
 demo: deps
 	$(MAKE) $(BUILD)/pep-bake guest
@@ -257,6 +284,8 @@ install: all guest
 	install -m 755 build/guest/aarch64/pexi-bridge \
 		$(DESTDIR)$(PREFIX)/lib/pep/guest/aarch64/
 	install -m 644 $(GUEST_FILES) $(DESTDIR)$(PREFIX)/lib/pep/guest/
+	rm -rf $(DESTDIR)$(PREFIX)/lib/pep/guest/intercept
+	cp -R build/guest/intercept $(DESTDIR)$(PREFIX)/lib/pep/guest/
 	install -m 644 bake/pep-bake.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 bake/pep-recipe.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 runner/pep-run.1 $(DESTDIR)$(PREFIX)/share/man/man1/

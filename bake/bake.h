@@ -176,6 +176,10 @@ int pexi_image_arch(struct fsdir *d, char *arch, size_t n,
  * or ../lib/pep/guest from it. */
 int pexi_guest_dir(const char *given, char *out, size_t n,
     struct pep_err *e);
+/* The runner's /etc/pexi/config.json: len bytes of json (a JSON object,
+ * else PEP_EUSAGE), root:root 0644, mtime now; replaces an older one. */
+int pexi_config_write(struct fsdir *d, const char *json, size_t len,
+    time_t now, struct pep_err *e);
 
 /* ------------------------------------------------------------------ */
 /* disk.c: the root partition and the partition table                 */

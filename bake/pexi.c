@@ -1,16 +1,20 @@
 /*
  * The pexi-boot service, installed by default so that a baked image boots
  * straight into the pep guest: pexi-bridge built static for the image's
- * architecture (/usr/local/bin/pexi-bridge), the OpenRC script
- * /etc/init.d/pexi-boot with /etc/conf.d/pexi-boot, enabled in the
- * default runlevel.
+ * architecture (/usr/local/bin/pexi-bridge), the intercept runner with its
+ * node_modules (/usr/local/lib/pexi/intercept: JavaScript, the same for
+ * every architecture; it needs Node.js and Firefox in the image, which
+ * pexi-boot checks for when it starts), the runner's configuration
+ * (/etc/pexi/config.json, a default one unless the image has one), and
+ * the OpenRC script /etc/init.d/pexi-boot with /etc/conf.d/pexi-boot,
+ * enabled in the default runlevel.
  *
  * The image's architecture is what /etc/apk/arch says, else the ELF
  * machine of /bin/busybox or /bin/sh (read inside the image). The guest
  * files come from a guest directory: --guest-dir or $PEP_GUEST_DIR, else
  * "guest" beside the pep-bake executable (the build tree: build/guest),
  * else ../lib/pep/guest from it (after make install); each holds
- * ARCH/pexi-bridge, pexi-boot.initd and pexi-boot.confd.
+ * ARCH/pexi-bridge, intercept/, pexi-boot.initd and pexi-boot.confd.
  */
 #include <endian.h>
 #include <errno.h>
@@ -21,12 +25,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "bake.h"
 #include "openrc.h"
 
 #define PEXI_BRIDGE	"/usr/local/bin/pexi-bridge"
+#define PEXI_LIB	"/usr/local/lib/pexi"
+#define PEXI_RUNNER	PEXI_LIB "/intercept"
+#define PEXI_CONFIG	"/etc/pexi/config.json"
 #define EM_X86_64_	62
 #define EM_AARCH64_	183
+
+/* No visits: the runner connects to Firefox and intercepts what it loads
+ * (the recipe, or NoCloud user-data, says what to visit). */
+static const char pexi_default_config[] = "{\n  \"visits\": []\n}\n";
 
 /* ELF identification and machine, as the ELF gABI lays them out. */
 struct pexi_elf_head {
@@ -179,13 +192,66 @@ pexi_file(const char *dir, const char *name, char *out, size_t n,
 	return 0;
 }
 
+static struct fs_meta
+pexi_meta(uint32_t mode, time_t now)
+{
+	struct fs_meta m;
+
+	memset(&m, 0, sizeof(m));
+	m.mode = mode;
+	m.mtime = now;
+	return m;
+}
+
+int
+pexi_config_write(struct fsdir *d, const char *json, size_t len, time_t now,
+    struct pep_err *e)
+{
+	struct fs_meta fm = pexi_meta(S_IFREG | 0644, now);
+	struct fs_meta dm = pexi_meta(S_IFDIR | 0755, now);
+	cJSON *j = cJSON_ParseWithLength(json, len);
+	int obj = cJSON_IsObject(j);
+
+	cJSON_Delete(j);
+	if (!obj)
+		return pep_errf(e, PEP_EUSAGE, "%s: the runner's configuration "
+		    "is not a JSON object", PEXI_CONFIG);
+	return fsdir_put(d, PEXI_CONFIG, json, len, &fm, FS_MKDIRS, &dm, e);
+}
+
+/* The runner's tree, replacing an older one (a merge would keep files
+ * the new one no longer has). */
+static int
+pexi_runner(struct fsdir *d, const char *dir, time_t now, struct pep_err *e)
+{
+	struct fs_meta dm = pexi_meta(S_IFDIR | 0755, now);
+	struct content_result res;
+	char src[PATH_MAX + 16];
+	struct stat st;
+	int r;
+
+	snprintf(src, sizeof(src), "%s/intercept", dir);
+	if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode))
+		return pep_errf(e, PEP_ENOTFOUND, "%s: no intercept runner "
+		    "there; build it with make guest, or bake with --no-pexi",
+		    src);
+	memset(&res, 0, sizeof(res));
+	r = fsdir_remove(d, PEXI_RUNNER, e);
+	if (r == 0 || r == -ENOENT)
+		r = fsdir_mkdir_p(d, PEXI_LIB, &dm, e);
+	if (r == 0)
+		r = tree_copy_in(d, src, PEXI_LIB, &res, e);
+	return r;
+}
+
 static int
 pexi_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
 {
 	struct fsdir *d = ext4_fsdir(b->fs);
 	char arch[32], dir[PATH_MAX], bridge[PATH_MAX + 64];
 	char initd[PATH_MAX + 64], confd[PATH_MAX + 64], rel[64];
-	int r;
+	struct fs_node n;
+	int r, config;
 
 	(void)s;
 	r = pexi_guest_dir(b->o->guest_dir, dir, sizeof(dir), e);
@@ -202,12 +268,21 @@ pexi_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
 		r = fsdir_upload(d, bridge, PEXI_BRIDGE, 0755, 1, b->r->epoch,
 		    e);
 	if (r == 0)
+		r = pexi_runner(d, dir, b->r->epoch, e);
+	config = r == 0 && fsdir_stat(d, PEXI_CONFIG, &n, NULL) == -ENOENT;
+	if (config)
+		r = pexi_config_write(d, pexi_default_config,
+		    sizeof(pexi_default_config) - 1, b->r->epoch, e);
+	if (r == 0)
 		r = openrc_install(d, "pexi-boot", initd, confd, NULL,
 		    b->r->epoch, e);
 	if (r == 0) {
 		snprintf(b->r->guest_arch, sizeof(b->r->guest_arch), "%s",
 		    arch);
 		bake_edit(b->r, PEXI_BRIDGE, "pexi");
+		bake_edit(b->r, PEXI_RUNNER, "pexi");
+		if (config)
+			bake_edit(b->r, PEXI_CONFIG, "pexi");
 		bake_edit(b->r, "/etc/init.d/pexi-boot", "pexi");
 		bake_edit(b->r, "/etc/conf.d/pexi-boot", "pexi");
 		bake_edit(b->r, "/etc/runlevels/default/pexi-boot", "pexi");

@@ -9,7 +9,14 @@ libidn2-dev"
 TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
 libclang-rt-14-dev xxd bc time python3 jq openssl iproute2 curl zstd
 nghttp2-server fdisk openrc xfsprogs strace
-musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+firefox-esr chromium procps"
+# The intercept runner: node runs it (tests), npm ci installs its
+# node_modules (make guest). Debian's nodejs and npm, unless node and npm
+# are there already (NodeSource's nodejs carries its own npm and
+# conflicts with Debian's).
+NODE="nodejs npm"
+command -v node >/dev/null && command -v npm >/dev/null && NODE=""
 # pep-run: QEMU, UEFI firmware, and what tests/runner/mkguest.sh needs to
 # build the test guest (the kernel itself is fetched with apt-get download);
 # GRUB's EFI modules for tests/runner/mkefi.sh (grub-mkimage)
@@ -21,7 +28,7 @@ BENCH="squid nginx-light socat xfsprogs"
 [ "${1:-}" = bench ] || BENCH=""
 
 missing=""
-for p in $BUILD $TEST $RUN $BENCH; do
+for p in $BUILD $TEST $NODE $RUN $BENCH; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done

@@ -12,7 +12,11 @@ PEP_CACHE=${PEP_CACHE:-$TOP/build/fixtures}
 _n=0
 _fail=0
 
-cleanup_tmp() { [ -n "${PEP_KEEP:-}" ] || rm -rf "$PEP_TMP"; }
+# --one-file-system: a mount left under PEP_TMP (a bind of /dev, say) is
+# never descended into.
+cleanup_tmp() {
+	[ -n "${PEP_KEEP:-}" ] || rm -rf --one-file-system "$PEP_TMP"
+}
 trap cleanup_tmp EXIT
 
 ok() { _n=$((_n + 1)); echo "ok $_n - $*"; }

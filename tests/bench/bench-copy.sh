@@ -137,16 +137,19 @@ label() {
 	esac
 }
 
-# round FS INPUT: every contender once, in a rotating order.
+# round FS INPUT: every contender once, in a rotating order (pep-bake
+# with --no-pexi: qemu-img installs no pexi-boot, whose runner alone is
+# 26 MB of new data).
 round() {
 	_d=$W/mnt-$1 _in=$W/mnt-$1/in.$2 _k=$1.$2 _f=raw
 	[ "$2" = vhd ] && _f=vpc
 	for _c in $CONTENDERS; do
 		case $_c in
-		pep)	one "$_k.$_c" "$_d" "$PEP_BAKE" -q --size 2G "$_in" \
-			    -o "$_d/out.raw" ;;
+		pep)	one "$_k.$_c" "$_d" "$PEP_BAKE" -q --no-pexi \
+			    --size 2G "$_in" -o "$_d/out.raw" ;;
 		off)	one "$_k.$_c" "$_d" env PEP_NO_COPY_RANGE=1 \
-			    "$PEP_BAKE" -q --size 2G "$_in" -o "$_d/out.raw" ;;
+			    "$PEP_BAKE" -q --no-pexi --size 2G "$_in" \
+			    -o "$_d/out.raw" ;;
 		qC)	one "$_k.$_c" "$_d" qemu-img convert -C -f $_f -O raw \
 			    "$_in" "$_d/out.raw" ;;
 		q)	one "$_k.$_c" "$_d" qemu-img convert -f $_f -O raw \

@@ -111,7 +111,7 @@ check_gpt_report() {	# report
 	is "gpt report: pexi-boot installed" \
 	    "$(json "$r" 'sorted(e["path"] for e in r["edits"]
 	    if e["action"] == "pexi")')" \
-	    '["/etc/conf.d/pexi-boot", "/etc/init.d/pexi-boot", "/etc/runlevels/default/pexi-boot", "/usr/local/bin/pexi-bridge"]'
+	    '["/etc/conf.d/pexi-boot", "/etc/init.d/pexi-boot", "/etc/pexi/config.json", "/etc/runlevels/default/pexi-boot", "/usr/local/bin/pexi-bridge", "/usr/local/lib/pexi/intercept"]'
 	is "gpt report: no warnings" "$(json "$r" 'r["warnings"]')" '[]'
 	is "gpt report: timings has convert, layout, edit, commit, total" \
 	    "$(json "$r" '[k for k in ("commit", "convert", "edit", "layout",

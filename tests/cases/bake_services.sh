@@ -114,7 +114,27 @@ pexi_checks() {
 	    "$(debugfs -R 'stat /etc/runlevels/default/pexi-boot' \
 	    "$img?offset=$off" 2>/dev/null)" \
 	    'Fast link dest: "/etc/init.d/pexi-boot"'
+	is "$n: the intercept runner is the guest directory's" \
+	    "$(fs_cat "$img" "$off" \
+	    /usr/local/lib/pexi/intercept/pexi-intercept.js | cksum)" \
+	    "$(cksum <"$GUEST/intercept/pexi-intercept.js")"
+	check "$n: ... with its node_modules" fs_exists "$img" "$off" \
+	    /usr/local/lib/pexi/intercept/node_modules/puppeteer-core/package.json
+	is "$n: pexi-firefox mode" "$(fs_stat "$img" "$off" \
+	    /usr/local/lib/pexi/intercept/pexi-firefox | cut -d' ' -f1)" 0755
+	is "$n: the runner's default /etc/pexi/config.json" \
+	    "$(fs_cat "$img" "$off" /etc/pexi/config.json | jq -c .)" \
+	    '{"visits":[]}'
 	check "$n: e2fsck -fn clean" fs_fsck "$img" "$off"
+}
+
+# The runner's whole tree in IMAGE equals the guest directory's.
+runner_tree() {	# image offset
+	rm -rf "$T/rd"
+	mkdir -p "$T/rd"
+	debugfs -R "rdump /usr/local/lib/pexi/intercept $T/rd" \
+	    "$1?offset=$2" >/dev/null 2>&1
+	diff -r "$GUEST/intercept" "$T/rd/intercept"
 }
 
 # A bare root filesystem from a minirootfs tarball (ARCH), with EDIT run
@@ -136,6 +156,17 @@ pexi() {
 	is "pexi x86_64: --json names the arch" \
 	    "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["guest_arch"])' \
 	    "$T/bake.out")" x86_64
+	check "pexi x86_64: the runner's whole tree as make guest built it" \
+	    runner_tree "$T/p.raw" $MIB
+	cfg='{"visits": ["http://x.test/"]}'
+	bake_ok "pexi: rebake with a config and a stray runner file" \
+	    "$T/p.raw" -o "$T/q.raw" -q --write "/etc/pexi/config.json:$cfg" \
+	    --write /usr/local/lib/pexi/intercept/stray:x
+	bake_ok "pexi: rebake that" "$T/q.raw" -o "$T/r.raw" -q
+	is "pexi: a config the image has is kept" \
+	    "$(fs_cat "$T/r.raw" $MIB /etc/pexi/config.json)" "$cfg"
+	check_fail "pexi: an older runner is replaced, not merged" \
+	    fs_exists "$T/r.raw" $MIB /usr/local/lib/pexi/intercept/stray
 	bare_root aarch64 "$T/a64.ext4" ":"
 	bake_ok "pexi aarch64: bake" "$T/a64.ext4" -o "$T/a64o.ext4" -q \
 	    --size 128M
@@ -156,7 +187,8 @@ pexi() {
 	bake_ok "--no-pexi: bake" "$T/noarch.ext4" -o "$T/np.ext4" -q \
 	    --size 128M --no-pexi
 	for p in /usr/local/bin/pexi-bridge /etc/init.d/pexi-boot \
-	    /etc/conf.d/pexi-boot /etc/runlevels/default/pexi-boot; do
+	    /etc/conf.d/pexi-boot /etc/runlevels/default/pexi-boot \
+	    /usr/local/lib/pexi/intercept /etc/pexi/config.json; do
 		check_fail "--no-pexi: no $p" fs_exists "$T/np.ext4" 0 "$p"
 	done
 }
@@ -167,6 +199,10 @@ guest_dirs() {
 	    'nowhere: no such guest directory'
 	mkdir -p "$T/g1/x86_64"
 	cp "$GUEST/pexi-boot.initd" "$GUEST/pexi-boot.confd" "$T/g1/"
+	cp "$GUEST/x86_64/pexi-bridge" "$T/g1/x86_64/"
+	bake "$T/gpt.raw" -o "$T/x.raw" --guest-dir "$T/g1"
+	like "no intercept runner in the guest dir: names it and the way out" \
+	    "$(cat "$T/bake.err")" 'g1/intercept: no intercept runner.*make guest'
 	bake "$T/a64.ext4" -o "$T/x.ext4" --size 128M --guest-dir "$T/g1"
 	like "no bridge for the image's arch: names the file and --no-pexi" \
 	    "$(cat "$T/bake.err")" 'g1/aarch64/pexi-bridge: .*--no-pexi'
