@@ -33,7 +33,13 @@ run_one() {	# name, command...
 	failed=$((failed + f))
 	if [ "$f" -gt 0 ]; then
 		failures="$failures $name"
-		echo "FAIL $name (rc=$rc)"; sed 's/^/    /' "$log" | tail -40
+		echo "FAIL $name (rc=$rc)"
+		# Every failed check with its diagnostics, then the end.
+		awk '/^not ok / { p = 1; print; next }
+		    p && /^#/ { print; next } { p = 0 }' "$log" |
+		    head -60 | sed 's/^/    /'
+		echo "    ..."
+		sed 's/^/    /' "$log" | tail -20
 	else
 		if [ "$s" -gt 0 ]; then echo "PASS $name ($p ok, $s skipped)"; else echo "PASS $name ($p ok)"; fi
 	fi
