@@ -171,3 +171,9 @@ jsonl_valid() {
 	        sys.exit("line %d: %s: %r" % (n, e, line[:120]))
 	PYEOF
 }
+
+# answered_of FILE: the "answered" audit lines (one per request; an allowed
+# request also has a "decided" line, written before its fetch).
+answered_of() { jq -c 'select(.event != "decided")' "$1"; }
+# answered_count FILE: how many.
+answered_count() { answered_of "$1" | wc -l | tr -d ' '; }
