@@ -6,7 +6,10 @@
  * IPv6 literals to their canonical text without brackets, so that policy
  * and the SSRF check see one spelling per address. Paths (RFC 3986 6.2.2):
  * dot segments removed, unreserved characters decoded, every other escape
- * upper case.
+ * upper case and every byte that may not appear raw encoded, so "/café",
+ * "/caf%c3%a9" and "/caf%C3%A9" are one path. Repeated slashes go to the
+ * origin as they are (it may or may not merge them); rules match a form
+ * with each run merged into one.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -271,6 +274,14 @@ is_unreserved(int c)
 	    is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
+/* May c appear raw in a path or query (RFC 3986 3.3, 3.4)? */
+static int
+is_pchar(int c, int query)
+{
+	return is_unreserved(c) || (c != 0 && strchr("!$&'()*+,;=:@/",
+	    c) != NULL) || (query && c == '?');
+}
+
 static size_t
 pct_put(char *d, size_t o, int c)
 {
@@ -282,15 +293,17 @@ pct_put(char *d, size_t o, int c)
 
 /*
  * Percent-encoding normalisation (RFC 3986 6.2.2): decode escapes of
- * unreserved characters, upper-case the hex of the others, and encode a
- * stray '%' as "%25" (else "%%32e" would become "%2e", which a second
- * decoding turns into "."). Returns a malloc'd string or NULL.
+ * unreserved characters, upper-case the hex of the others, encode every
+ * byte that may not appear raw (non-ASCII, controls, space, '"', '<',
+ * '\\'...), and encode a stray '%' as "%25" (else "%%32e" would become
+ * "%2e", which a second decoding turns into "."). The first '?' starts
+ * the query. Returns a malloc'd string or NULL.
  */
 static char *
 pct_normalize(const char *s)
 {
 	size_t i, o = 0, n = strlen(s);
-	int hi, lo, c;
+	int hi, lo, c, query = 0;
 	char *d;
 
 	if (n > (SIZE_MAX - 1) / 3)
@@ -311,8 +324,11 @@ pct_normalize(const char *s)
 			else
 				o = pct_put(d, o, c);
 			i += 2;
-		} else {
+		} else if (c == '?' || is_pchar(c, query)) {
 			d[o++] = (char)c;
+			query |= c == '?';
+		} else {
+			o = pct_put(d, o, c);
 		}
 	}
 	d[o] = '\0';
