@@ -131,7 +131,10 @@ bad:
 	    "array of HTTP method tokens", c->where);
 }
 
-/* Normalise the prefix the way url_parse normalises request paths. */
+/*
+ * Normalise the prefix the way url_parse normalises request paths, into
+ * the form rules match (repeated slashes merged).
+ */
 static int
 rule_path(struct policy_rule *r, const cJSON *v, const struct pctx *c)
 {
@@ -155,8 +158,8 @@ rule_path(struct policy_rule *r, const cJSON *v, const struct pctx *c)
 	if (rc < 0)
 		return pep_errf(c->e, EINVAL, "%s: 'path_prefix' '%s' is not "
 		    "a valid URL path", c->where, v->valuestring);
-	r->path_prefix = u.path;
-	u.path = NULL;
+	r->path_prefix = u.match;
+	u.match = NULL;
 	url_free(&u);
 	return 0;
 }
@@ -448,7 +451,7 @@ rule_match(const struct policy_rule *r, const char *method,
 		;
 	if (r->methods != NULL && i == r->nmethods)
 		return 0;
-	return r->path_prefix == NULL || strncmp(u->path, r->path_prefix,
+	return r->path_prefix == NULL || strncmp(u->match, r->path_prefix,
 	    strlen(r->path_prefix)) == 0;
 }
 
