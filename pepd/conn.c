@@ -12,6 +12,10 @@
  * listen.c decides) is "over": its first request is answered overloaded
  * (and audited), then it closes; it may wait CONN_OVER_MS for that
  * request, and at most a few such wait at once (the oldest goes first).
+ *
+ * At SIGTERM, the frames already read are requests too, max_queue or
+ * not: pepd(8) promises an answer and an audit line for every request
+ * it read.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -448,6 +452,13 @@ conn_stop_reading(struct pepd *s, struct conn *c)
 {
 	if (c->draining)
 		return;
+	if (!c->closing && c->rlen > 0) {
+		/* read already: every whole frame is a request */
+		c->busy = 1;
+		if (conn_parse(s, c, SIZE_MAX) < 0)
+			log_warnx("%s: out of memory at shutdown", c->peer);
+		c->busy = 0;
+	}
 	c->closing = 1;
 	conn_service(s, c);
 }

@@ -818,7 +818,10 @@ void conn_close(struct pepd *s, struct conn *c);
 void conn_kick(struct pepd *s, struct conn *c);
 /* Periodic: slowloris, idle and drain time-outs. */
 void conn_tick(struct pepd *s, uint64_t now);
-/* Shutdown: read no more requests; close once the queue is answered. */
+/*
+ * Shutdown: read no more; every whole frame already read becomes a
+ * request (answered and audited); close once all are answered.
+ */
 void conn_stop_reading(struct pepd *s, struct conn *c);
 /* The per-client count for key, created at 0; NULL when out of memory. */
 struct client *client_get(struct pepd *s, const char *key);
