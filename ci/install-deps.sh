@@ -3,6 +3,9 @@
 # Idempotent: packages already present are skipped by apt-get.
 set -eu
 
+# (pepd's seccomp filter and landlock rules are hand-written against the
+# kernel's uapi headers: no libseccomp; systemd below is for
+# systemd-analyze in tests/cases/pepd_privsep.sh)
 BUILD="build-essential pkg-config libext2fs-dev libfdisk-dev libarchive-dev
 libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev libzstd-dev
 libidn2-dev"
@@ -10,7 +13,7 @@ TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
 libclang-rt-14-dev xxd bc time python3 jq openssl iproute2 curl zstd
 nghttp2-server fdisk openrc xfsprogs strace
 musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-firefox-esr chromium procps"
+firefox-esr chromium procps systemd"
 # The intercept runner: node runs it (tests), npm ci installs its
 # node_modules (make guest). Debian's nodejs and npm, unless node and npm
 # are there already (NodeSource's nodejs carries its own npm and

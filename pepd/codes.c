@@ -1,3 +1,4 @@
+/* The wire protocol's refusal codes, by name (PROTOCOL.md). */
 #include "pepd.h"
 
 static const char *const pep_code_names[] = {
@@ -10,6 +11,7 @@ static const char *const pep_code_names[] = {
 	[PEP_RESPONSE_TOO_LARGE] = "response_too_large",
 	[PEP_OVERLOADED] = "overloaded",
 	[PEP_POLICY_UNAVAILABLE] = "policy_unavailable",
+	[PEP_AUDIT_UNAVAILABLE] = "audit_unavailable",
 };
 
 const char *

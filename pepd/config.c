@@ -47,6 +47,7 @@ config_free(struct pepd_config *c)
 		return;
 	for (i = 0; i < c->nlisten; i++)
 		free(c->listen[i]);
+	free(c->user);
 	free(c->audit_path);
 	policy_free(c->policy);
 	free(c->opa.url);
@@ -198,7 +199,16 @@ k_listen(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 static int
 k_audit_path(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 {
+	if (!cJSON_IsString(v) || v->valuestring[0] == '\0')
+		return pep_errf(e, EINVAL, "'audit.path' must be a non-empty "
+		    "string (pepd serves no request unaudited)");
 	return get_str(v, "audit.path", &c->audit_path, e);
+}
+
+static int
+k_user(const cJSON *v, struct pepd_config *c, struct pep_err *e)
+{
+	return get_str(v, "user", &c->user, e);
 }
 
 static int
@@ -324,6 +334,12 @@ static const struct {
 	    offsetof(struct pep_limits, max_queue), 0 },
 	{ "max_concurrent", 1, 65536,
 	    offsetof(struct pep_limits, max_concurrent), 0 },
+	{ "max_connections", 1, 1000000,
+	    offsetof(struct pep_limits, max_connections), 0 },
+	{ "max_connections_per_client", 1, 1000000,
+	    offsetof(struct pep_limits, max_connections_per_client), 0 },
+	{ "idle_timeout_ms", 100, 86400000,
+	    offsetof(struct pep_limits, idle_timeout_ms), 1 },
 	{ "connect_timeout_ms", 1, 600000,
 	    offsetof(struct pep_limits, connect_timeout_ms), 1 },
 	{ "total_timeout_ms", 1, 3600000,
@@ -404,19 +420,26 @@ k_grace(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 static int
 k_ca_file(const cJSON *v, struct pepd_config *c, struct pep_err *e)
 {
+	struct stat st;
 	int r;
 
 	r = get_str(v, "ca_file", &c->ca_file, e);
 	if (r < 0)
 		return r;
-	if (c->ca_file != NULL && access(c->ca_file, R_OK) != 0)
+	if (c->ca_file == NULL)
+		return 0;
+	if (access(c->ca_file, R_OK) != 0)
 		return pep_errf(e, errno, "'ca_file' %s: %s", c->ca_file,
 		    strerror(errno));
+	if (stat(c->ca_file, &st) != 0 || st.st_size > (off_t)CONFIG_MAX_CA)
+		return pep_errf(e, EFBIG, "'ca_file' %s: larger than %u "
+		    "bytes", c->ca_file, CONFIG_MAX_CA);
 	return 0;
 }
 
 static const struct ckey top_keys[] = {
 	{ "listen", k_listen },
+	{ "user", k_user },
 	{ "audit", k_audit },
 	{ "policy", k_policy },
 	{ "opa", k_opa },
@@ -523,6 +546,9 @@ config_build(const cJSON *root, struct pepd_config *c, struct pep_err *e)
 	r = walk(root, NULL, top_keys, c, e);
 	if (r < 0)
 		return r;
+	if (c->audit_path == NULL)
+		return pep_errf(e, EINVAL, "'audit.path' is required (pepd "
+		    "serves no request unaudited)");
 	if (c->policy == NULL)
 		return policy_from_json(NULL, &c->policy, e);
 	return 0;
@@ -599,12 +625,15 @@ config_from_env(struct pepd_config **cp, struct pep_err *e)
 		return prefix_path(e, "PEP_ALLOWED_DOMAINS", r);
 	}
 	audit = getenv("PEP_AUDIT_LOG");
-	if (audit != NULL && audit[0] != '\0') {
-		c->audit_path = strdup(audit);
-		if (c->audit_path == NULL) {
-			config_free(c);
-			return pep_errf(e, ENOMEM, "out of memory");
-		}
+	if (audit == NULL || audit[0] == '\0') {
+		config_free(c);
+		return pep_errf(e, EINVAL, "PEP_AUDIT_LOG: required (pepd "
+		    "serves no request unaudited)");
+	}
+	c->audit_path = strdup(audit);
+	if (c->audit_path == NULL) {
+		config_free(c);
+		return pep_errf(e, ENOMEM, "out of memory");
 	}
 	*cp = c;
 	return 0;

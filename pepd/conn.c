@@ -1,13 +1,25 @@
 /*
- * One client connection: non-blocking reads into a buffer, frames cut
+ * One guest connection: non-blocking reads into a buffer, frames cut
  * with frame_check, requests queued in arrival order and answered in that
  * order even when their fetches finish out of order. A frame over the
  * limit or one that does not parse is answered bad_request, then the
  * connection closes. An incomplete frame older than frame_timeout_ms is
- * closed (slowloris). Closing after the last answer shuts the write side
- * down first and discards input until EOF, so no RST eats the answer.
+ * closed (slowloris), and so is a connection idle for idle_timeout_ms.
+ * Closing after the last answer shuts the write side down first and
+ * discards input until EOF, so no RST eats the answer.
+ *
+ * A connection over a cap (max_connections, max_connections_per_client;
+ * listen.c decides) is "over": its first request is answered overloaded
+ * (and audited), then it closes; it may wait CONN_OVER_MS for that
+ * request, and at most a few such wait at once (the oldest goes first).
+ *
+ * At SIGTERM, the frames already read are requests too, max_queue or
+ * not: pepd(8) promises an answer and an audit line for every request
+ * it read.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -108,6 +120,7 @@ conn_flush(struct pepd *s, struct conn *c)
 			return -1;
 		}
 		c->woff += (size_t)n;
+		c->active_ms = pepd_now_ms();
 		if (c->woff < q->resp.len)
 			continue;
 		c->woff = 0;
@@ -116,7 +129,7 @@ conn_flush(struct pepd *s, struct conn *c)
 	return 0;
 }
 
-static int conn_parse(struct pepd *s, struct conn *c);
+static int conn_parse(struct pepd *s, struct conn *c, size_t limit);
 
 /*
  * Flush; parse frames left buffered by a full queue once it has room;
@@ -135,7 +148,7 @@ conn_service(struct pepd *s, struct conn *c)
 		if (c->closing || c->rlen == 0 || nq >= conn_max_queue(s))
 			break;
 		c->busy = 1;
-		r = conn_parse(s, c);
+		r = conn_parse(s, c, conn_max_queue(s));
 		c->busy = 0;
 		if (r < 0) {
 			conn_close(s, c);
@@ -185,7 +198,7 @@ conn_take(struct pepd *s, struct conn *c, const uint8_t *json, size_t len)
 	if (q == NULL)
 		return -ENOMEM;
 	conn_enqueue(c, q);
-	if (close_conn)
+	if (close_conn || c->over[0] != '\0')
 		c->closing = 1;
 	preq_begin(s, q);
 	return 0;
@@ -193,13 +206,13 @@ conn_take(struct pepd *s, struct conn *c, const uint8_t *json, size_t len)
 
 /* Cut the buffered bytes into frames while the queue has room. */
 static int
-conn_parse(struct pepd *s, struct conn *c)
+conn_parse(struct pepd *s, struct conn *c, size_t limit)
 {
 	size_t off = 0, plen = 0, max = s->cfg->c->limits.max_frame;
 	ssize_t r;
 	int rc = 0, incomplete = 0;
 
-	while (!c->closing && c->nq < conn_max_queue(s)) {
+	while (!c->closing && c->nq < limit) {
 		r = frame_check(c->rbuf + off, c->rlen - off, max, &plen);
 		if (r == 0) {
 			incomplete = 1;
@@ -268,8 +281,9 @@ conn_read(struct pepd *s, struct conn *c)
 			break;
 		}
 		c->rlen += (size_t)n;
+		c->active_ms = pepd_now_ms();
 		budget -= (size_t)n < budget ? (size_t)n : budget;
-		if (conn_parse(s, c) < 0)
+		if (conn_parse(s, c, conn_max_queue(s)) < 0)
 			return -1;
 	}
 	return 0;
@@ -300,20 +314,83 @@ on_conn(struct pepd *s, struct ev *ev, uint32_t events)
 	conn_service(s, c);
 }
 
+struct client *
+client_get(struct pepd *s, const char *key)
+{
+	struct client *cl;
+
+	for (cl = s->clients; cl != NULL; cl = cl->next)
+		if (strcmp(cl->key, key) == 0)
+			return cl;
+	cl = calloc(1, sizeof(*cl));
+	if (cl == NULL)
+		return NULL;
+	snprintf(cl->key, sizeof(cl->key), "%s", key);
+	cl->next = s->clients;
+	s->clients = cl;
+	return cl;
+}
+
+void
+client_put(struct pepd *s, struct client *cl)
+{
+	struct client **pp;
+
+	if (cl == NULL || --cl->n > 0)
+		return;
+	for (pp = &s->clients; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == cl) {
+			*pp = cl->next;
+			free(cl);
+			return;
+		}
+	}
+}
+
+static void
+over_unlink(struct pepd *s, struct conn *c)
+{
+	if (c->oprev != NULL)
+		c->oprev->onext = c->onext;
+	else
+		s->over_head = c->onext;
+	if (c->onext != NULL)
+		c->onext->oprev = c->oprev;
+	else
+		s->over_tail = c->oprev;
+	c->oprev = c->onext = NULL;
+	s->nover--;
+}
+
 int
-conn_new(struct pepd *s, int fd, const char *peer)
+conn_new(struct pepd *s, int fd, const char *peer, const char *client,
+    const char *over)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	struct client *cl = NULL;
 	int r;
 
 	if (c == NULL)
 		return -ENOMEM;
+	if (over[0] == '\0') {
+		cl = client_get(s, client);
+		if (cl == NULL) {
+			free(c);
+			return -ENOMEM;
+		}
+	}
 	c->ev.fd = fd;
 	c->ev.fn = on_conn;
 	memcpy(c->peer, peer, strnlen(peer, sizeof(c->peer) - 1));
+	snprintf(c->over, sizeof(c->over), "%s", over);
 	c->events = EPOLLIN;
+	c->born_ms = c->active_ms = pepd_now_ms();
 	r = ev_add(s, &c->ev, EPOLLIN);
 	if (r < 0) {
+		if (cl != NULL && cl->n == 0) {
+			cl->n = 1;	/* a new, empty entry: let it go */
+			client_put(s, cl);
+		}
 		free(c);
 		return r;
 	}
@@ -321,7 +398,22 @@ conn_new(struct pepd *s, int fd, const char *peer)
 	if (s->conns != NULL)
 		s->conns->prev = c;
 	s->conns = c;
-	s->nconns++;
+	if (cl != NULL) {
+		c->cl = cl;
+		cl->n++;
+		s->nconns++;
+		return 0;
+	}
+	/* over a cap: at most s->over_max wait; the oldest goes */
+	if (s->nover >= s->over_max && s->over_head != NULL)
+		conn_close(s, s->over_head);
+	c->oprev = s->over_tail;
+	if (s->over_tail != NULL)
+		s->over_tail->onext = c;
+	else
+		s->over_head = c;
+	s->over_tail = c;
+	s->nover++;
 	return 0;
 }
 
@@ -345,7 +437,12 @@ conn_close(struct pepd *s, struct conn *c)
 		s->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	s->nconns--;
+	if (c->cl != NULL) {
+		client_put(s, c->cl);
+		s->nconns--;
+	} else {
+		over_unlink(s, c);
+	}
 	free(c->rbuf);
 	pepd_defer_free(s, &c->ev, c);
 }
@@ -355,8 +452,22 @@ conn_stop_reading(struct pepd *s, struct conn *c)
 {
 	if (c->draining)
 		return;
+	if (!c->closing && c->rlen > 0) {
+		/* read already: every whole frame is a request */
+		c->busy = 1;
+		if (conn_parse(s, c, SIZE_MAX) < 0)
+			log_warnx("%s: out of memory at shutdown", c->peer);
+		c->busy = 0;
+	}
 	c->closing = 1;
 	conn_service(s, c);
+}
+
+/* Idle: nothing queued, nothing half-read, not closing. */
+static int
+conn_idle(const struct conn *c)
+{
+	return c->nq == 0 && c->rlen == 0 && !c->closing && !c->draining;
 }
 
 void
@@ -364,6 +475,7 @@ conn_tick(struct pepd *s, uint64_t now)
 {
 	struct conn *c, *next;
 	uint64_t limit = (uint64_t)s->opts.frame_timeout_ms;
+	uint64_t idle = (uint64_t)s->cfg->c->limits.idle_timeout_ms;
 
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
@@ -373,6 +485,14 @@ conn_tick(struct pepd *s, uint64_t now)
 		    now - c->partial_since_ms >= limit) {
 			log_info("%s: incomplete frame for %lu ms, closing",
 			    c->peer, (unsigned long)limit);
+			conn_close(s, c);
+		} else if (c->over[0] != '\0' && conn_idle(c) &&
+		    now - c->born_ms >= CONN_OVER_MS) {
+			conn_close(s, c);
+		} else if (conn_idle(c) && now - c->active_ms >= idle) {
+			log_debug("%s: idle for %lu ms, closing", c->peer,
+			    (unsigned long)idle);
+			s->metrics.conn_closed_idle++;
 			conn_close(s, c);
 		}
 	}

@@ -1,6 +1,12 @@
 /*
  * Listeners: "tcp:HOST:PORT", "unix:PATH", "vsock:PORT". One ops table
- * row per kind opens the socket and names peers; accepting is common.
+ * row per kind opens the socket and names peers and clients; accepting
+ * is common, and so are the caps: a connection over max_connections
+ * (bounded by RLIMIT_NOFILE, so descriptors never run out) or over
+ * max_connections_per_client is taken anyway and answered overloaded
+ * (conn.c). Should accept(2) still find no descriptor, a reserve one is
+ * given up for a moment to take the connection and close it: a full
+ * table never leaves connections waiting in the backlog.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -23,6 +30,7 @@
 #define LISTEN_BACKLOG 4096
 #define ACCEPT_BACKOFF_MS 100
 #define ACCEPT_BATCH 256
+#define FD_HEADROOM 32	/* the parent's own descriptors, with room */
 
 static int
 sock_listen(int fd, const struct sockaddr *sa, socklen_t len)
@@ -137,6 +145,17 @@ unix_open(const char *arg, struct pep_err *e)
 	return fd;
 }
 
+/* The address without the port. */
+static void
+tcp_client(const struct sockaddr *sa, socklen_t len, char *out,
+    size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	getnameinfo(sa, len, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+	snprintf(out, outlen, "%s", host);
+}
+
 static void
 unix_peer(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
 {
@@ -184,15 +203,55 @@ vsock_peer(const struct sockaddr *sa, socklen_t len, char *out,
 	snprintf(out, outlen, "vsock:%u:%u", svm->svm_cid, svm->svm_port);
 }
 
+/* The guest: its CID. */
+static void
+vsock_client(const struct sockaddr *sa, socklen_t len, char *out,
+    size_t outlen)
+{
+	const struct sockaddr_vm *svm = (const struct sockaddr_vm *)sa;
+
+	if (len < sizeof(*svm)) {
+		snprintf(out, outlen, "vsock");
+		return;
+	}
+	snprintf(out, outlen, "vsock:%u", svm->svm_cid);
+}
+
 static const struct listen_ops listen_kinds[] = {
-	{ "tcp", tcp_open, tcp_peer },
-	{ "unix", unix_open, unix_peer },
-	{ "vsock", vsock_open, vsock_peer },
+	{ "tcp", tcp_open, tcp_peer, tcp_client },
+	{ "unix", unix_open, unix_peer, unix_peer },
+	{ "vsock", vsock_open, vsock_peer, vsock_client },
 };
 
-static void
-on_accept_error(struct pepd *s, int err)
+/* No descriptor for accept(2): take the connection with the reserve one,
+ * close it, get the reserve back. 0 taken, -1 stop accepting for now. */
+static int
+accept_with_reserve(struct pepd *s, struct ev *ev)
 {
+	int fd;
+
+	if (s->reserve_fd < 0)
+		return -1;
+	close(s->reserve_fd);
+	fd = accept4(ev->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (s->metrics.conn_refused[CONN_REFUSED_FDS]++ % 1000 == 0)
+		log_warnx("accept: out of file descriptors: a connection "
+		    "was closed at once (%llu so far)", (unsigned long long)
+		    s->metrics.conn_refused[CONN_REFUSED_FDS]);
+	return 0;
+}
+
+static void
+on_accept_error(struct pepd *s, struct ev *ev, int err)
+{
+	if ((err == EMFILE || err == ENFILE) &&
+	    accept_with_reserve(s, ev) == 0)
+		return;
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS ||
 	    err == ENOMEM) {
 		log_warnx("accept: %s; pausing %d ms", strerror(err),
@@ -205,14 +264,39 @@ on_accept_error(struct pepd *s, int err)
 		log_warnx("accept: %s", strerror(err));
 }
 
+/* Which cap, if any, fd is over: why, for its answer. */
+static void
+over_cap(struct pepd *s, const char *client, char *over, size_t n)
+{
+	const struct pep_limits *lim = &s->cfg->c->limits;
+	struct client *cl;
+
+	over[0] = '\0';
+	if (s->nconns >= s->conn_cap) {
+		snprintf(over, n, "too many connections (max_connections "
+		    "%zu)", s->conn_cap);
+		s->metrics.conn_refused[CONN_REFUSED_MAX]++;
+		return;
+	}
+	for (cl = s->clients; cl != NULL; cl = cl->next)
+		if (strcmp(cl->key, client) == 0)
+			break;
+	if (cl != NULL && cl->n >= lim->max_connections_per_client) {
+		snprintf(over, n, "too many connections from %s "
+		    "(max_connections_per_client %zu)", client,
+		    lim->max_connections_per_client);
+		s->metrics.conn_refused[CONN_REFUSED_CLIENT]++;
+	}
+}
+
 static void
 on_accept(struct pepd *s, struct ev *ev, uint32_t events)
 {
 	struct listener *l = (struct listener *)ev;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	char peer[64];
-	int fd, i;
+	char peer[64], client[64], over[160];
+	int fd, i, err;
 
 	(void)events;
 	for (i = 0; i < ACCEPT_BATCH; i++) {
@@ -220,17 +304,56 @@ on_accept(struct pepd *s, struct ev *ev, uint32_t events)
 		fd = accept4(ev->fd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno != EAGAIN)
-				on_accept_error(s, errno);
-			return;
+			err = errno;
+			if (err == EAGAIN)
+				return;
+			on_accept_error(s, ev, err);
+			if ((err != EMFILE && err != ENFILE) ||
+			    s->accept_resume_ms != 0)
+				return;
+			continue;
 		}
 		l->ops->peer((struct sockaddr *)&ss, len, peer, sizeof(peer));
-		if (conn_new(s, fd, peer) < 0) {
+		l->ops->client((struct sockaddr *)&ss, len, client,
+		    sizeof(client));
+		over_cap(s, client, over, sizeof(over));
+		if (conn_new(s, fd, peer, client, over) < 0) {
 			log_warnx("%s: out of memory, connection dropped",
 			    peer);
 			close(fd);
 		}
 	}
+}
+
+int
+listen_budget(struct pepd *s, struct pep_err *e)
+{
+	struct rlimit rl;
+	size_t max = s->cfg->c->limits.max_connections, fds;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return pep_errf(e, errno, "getrlimit: %s", strerror(errno));
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	fds = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1u << 30 ?
+	    1u << 30 : (size_t)rl.rlim_cur;
+	s->over_max = fds / 8 < CONN_OVER_MAX ? fds / 8 : CONN_OVER_MAX;
+	if (fds < FD_HEADROOM + s->over_max + 8)
+		return pep_errf(e, EMFILE, "RLIMIT_NOFILE %zu leaves no room "
+		    "for connections", fds);
+	fds -= FD_HEADROOM + s->over_max;
+	s->conn_cap = max < fds ? max : fds;
+	if (s->conn_cap < max)
+		log_info("max_connections %zu: at most %zu within "
+		    "RLIMIT_NOFILE", max, s->conn_cap);
+	if (s->reserve_fd < 0)
+		s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (s->reserve_fd < 0)
+		return pep_errf(e, errno, "/dev/null: %s", strerror(errno));
+	return 0;
 }
 
 int

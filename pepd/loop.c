@@ -1,10 +1,19 @@
 /*
- * The server: one epoll loop owning the listeners, the connections, the
- * libcurl multi handle, signals (signalfd) and timers (timerfd). SIGHUP
- * reloads the configuration, SIGUSR1 reopens the audit log, SIGTERM and
- * SIGINT stop accepting and drain within shutdown_grace_ms.
+ * The parent: one epoll loop owning the listeners, the guest connections,
+ * the socket to the fetcher, signals (signalfd) and a tick (timerfd).
+ * SIGHUP reloads the configuration, SIGUSR1 reopens the audit log,
+ * SIGTERM and SIGINT stop accepting and drain within shutdown_grace_ms,
+ * SIGCHLD reaps the fetcher. At the end of each event batch: the host's
+ * addresses are re-read if netlink said so, the decided lines of the
+ * batch are synced and their fetches started, and what is queued for the
+ * fetcher is sent.
+ *
+ * Start-up order: the configuration, the audit log, the listeners and
+ * the metrics port (root may be needed for those), /proc/self/exe, then
+ * dropping to the configured user, then the fetcher.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -65,13 +75,86 @@ ev_del(struct pepd *s, struct ev *ev)
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
 }
 
+/* ---- configurations -------------------------------------------------- */
+
+/* ca_file's bytes, for the fetcher (which cannot open it). */
+static int
+read_ca(const char *path, uint8_t **out, size_t *len, struct pep_err *e)
+{
+	struct stat st;
+	ssize_t n;
+	size_t got = 0;
+	uint8_t *b = NULL;
+	int fd, r = 0;
+
+	*out = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pep_errf(e, errno, "ca_file %s: %s", path,
+		    strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > (off_t)CONFIG_MAX_CA) {
+		r = pep_errf(e, EFBIG, "ca_file %s: not a regular file of at "
+		    "most %u bytes", path, CONFIG_MAX_CA);
+		goto out;
+	}
+	b = malloc((size_t)st.st_size + 1);
+	if (b == NULL) {
+		r = pep_errf(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		n = read(fd, b + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = pep_errf(e, n < 0 ? errno : EIO, "ca_file %s: "
+			    "short read", path);
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	*out = b;
+	*len = got;
+	b = NULL;
+out:
+	free(b);
+	close(fd);
+	return r;
+}
+
 int
-pepd_config_load(const struct pepd_opts *o, struct pepd_config **cp,
+pepd_config_load(const struct pepd_opts *o, struct pepd_cfg **cp,
     struct pep_err *e)
 {
+	struct pepd_config *c = NULL;
+	struct pepd_cfg *w;
+	int r;
+
+	*cp = NULL;
 	if (o->config_path != NULL)
-		return config_load(o->config_path, cp, e);
-	return config_from_env(cp, e);
+		r = config_load(o->config_path, &c, e);
+	else
+		r = config_from_env(&c, e);
+	if (r < 0)
+		return r;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		config_free(c);
+		return pep_errf(e, ENOMEM, "out of memory");
+	}
+	w->c = c;
+	w->refs = 1;
+	if (c->ca_file != NULL) {
+		r = read_ca(c->ca_file, &w->ca, &w->ca_len, e);
+		if (r < 0) {
+			pepd_cfg_unref(w);
+			return r;
+		}
+	}
+	*cp = w;
+	return 0;
 }
 
 struct pepd_cfg *
@@ -87,22 +170,8 @@ pepd_cfg_unref(struct pepd_cfg *c)
 	if (c == NULL || --c->refs > 0)
 		return;
 	config_free(c->c);
+	free(c->ca);
 	free(c);
-}
-
-static int
-cfg_wrap(struct pepd_config *c, struct pepd_cfg **out)
-{
-	struct pepd_cfg *w = calloc(1, sizeof(*w));
-
-	if (w == NULL) {
-		config_free(c);
-		return -ENOMEM;
-	}
-	w->c = c;
-	w->refs = 1;
-	*out = w;
-	return 0;
 }
 
 static int
@@ -113,37 +182,37 @@ same_str(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/*
+ * A reload is all or nothing: a configuration that does not load, or
+ * whose audit log cannot be opened, is refused and the old one kept.
+ * Listeners, the metrics port and the user do not change.
+ */
 static void
 pepd_reload(struct pepd *s)
 {
-	struct pepd_config *c = NULL;
-	struct pepd_cfg *w;
-	struct pep_err e = { 0 };
-	int changed_audit;
+	struct pepd_cfg *w = NULL;
+	struct pep_err e = { 0, "" };
 
-	if (pepd_config_load(&s->opts, &c, &e) < 0) {
-		log_warnx("reload: %s; keeping the previous configuration",
-		    e.msg);
+	if (pepd_config_load(&s->opts, &w, &e) < 0 ||
+	    audit_switch(&s->audit, w->c, &e) < 0) {
+		log_warnx("reload refused: %s; keeping the previous "
+		    "configuration", e.msg);
+		pepd_cfg_unref(w);
 		return;
 	}
-	if (cfg_wrap(c, &w) < 0) {
-		log_warnx("reload: out of memory; keeping the previous "
-		    "configuration");
-		return;
-	}
-	changed_audit = !same_str(c->audit_path, s->cfg->c->audit_path);
+	if (!same_str(w->c->user, s->cfg->c->user))
+		log_warnx("reload: \"user\" changes at the next start only");
 	pepd_cfg_unref(s->cfg);
 	s->cfg = w;
 	opa_flush(s);
-	s->audit.fsync = c->audit_fsync;
-	s->audit.interval_ms = c->audit_fsync_interval_ms;
-	if (changed_audit) {
-		audit_close(&s->audit);
-		if (audit_open(&s->audit, c, &e) < 0)
-			log_warnx("reload: %s", e.msg);
-	}
+	if (listen_budget(s, &e) < 0)
+		log_warnx("reload: %s", e.msg);
+	if (fetcher_send_config(s) < 0)
+		log_warnx("reload: the fetcher did not get the configuration");
 	log_info("configuration reloaded");
 }
+
+/* ---- signals and timers ----------------------------------------------- */
 
 static void
 pepd_stop(struct pepd *s)
@@ -160,7 +229,7 @@ pepd_stop(struct pepd *s)
 	for (i = 0; i < s->nlisteners; i++)
 		listener_close(s, &s->listeners[i]);
 	log_info("shutting down: %zu connections, %zu requests in flight",
-	    s->nconns, s->nreqs);
+	    s->nconns + s->nover, s->nreqs);
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
 		conn_stop_reading(s, c);
@@ -186,6 +255,9 @@ on_signal(struct pepd *s, struct ev *ev, uint32_t events)
 			if (audit_reopen(&s->audit) < 0)
 				log_warn("audit reopen %s", s->audit.path);
 			break;
+		case SIGCHLD:
+			fetcher_reap(s);
+			break;
 		default:
 			pepd_stop(s);
 			break;
@@ -210,20 +282,8 @@ on_tick(struct pepd *s, struct ev *ev, uint32_t events)
 	audit_tick(&s->audit, now);
 	if (s->stopping && !s->aborted && now >= s->stop_deadline_ms) {
 		s->aborted = 1;
-		fetch_abort_all(s);
+		fetcher_abort_all(s);
 	}
-}
-
-static void
-on_curl_timer(struct pepd *s, struct ev *ev, uint32_t events)
-{
-	uint64_t exp;
-
-	(void)events;
-	if (read(ev->fd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
-		return;
-	s->curl_due_us = 0;	/* disarmed: the next request re-arms */
-	fetch_timer(s);
 }
 
 static int
@@ -236,6 +296,7 @@ signals_open(struct pepd *s)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
 		return -errno;
 	signal(SIGPIPE, SIG_IGN);
@@ -250,24 +311,17 @@ static int
 timers_open(struct pepd *s)
 {
 	struct itimerspec it = { 0 };
-	int r;
 
 	s->tickev.fd = timerfd_create(CLOCK_MONOTONIC,
 	    TFD_NONBLOCK | TFD_CLOEXEC);
-	s->curlev.fd = timerfd_create(CLOCK_MONOTONIC,
-	    TFD_NONBLOCK | TFD_CLOEXEC);
-	if (s->tickev.fd == -1 || s->curlev.fd == -1)
+	if (s->tickev.fd == -1)
 		return -errno;
 	s->tickev.fn = on_tick;
-	s->curlev.fn = on_curl_timer;
 	it.it_interval.tv_nsec = PEPD_TICK_MS * 1000000L;
 	it.it_value = it.it_interval;
 	if (timerfd_settime(s->tickev.fd, 0, &it, NULL) == -1)
 		return -errno;
-	r = ev_add(s, &s->tickev, EPOLLIN);
-	if (r == 0)
-		r = ev_add(s, &s->curlev, EPOLLIN);
-	return r;
+	return ev_add(s, &s->tickev, EPOLLIN);
 }
 
 static int
@@ -307,18 +361,31 @@ id_prefix_init(struct pepd *s)
 	snprintf(s->id_prefix, sizeof(s->id_prefix), "%08x", v);
 }
 
+/* What needs privilege: opened before privdrop(). */
+static int
+pepd_open_privileged(struct pepd *s, struct pep_err *e)
+{
+	const struct pepd_config *c = s->cfg->c;
+	int r;
+
+	r = audit_open(&s->audit, c, e);
+	if (r == 0)
+		r = listen_budget(s, e);
+	if (r == 0 && c->metrics != NULL)
+		r = metrics_open(s, c->metrics, e);
+	if (r == 0)
+		r = listeners_open(s, e);
+	return r;
+}
+
 static int
 pepd_setup(struct pepd *s, struct pep_err *e)
 {
-	struct pepd_config *c = NULL;
 	int r;
 
-	r = pepd_config_load(&s->opts, &c, e);
+	r = pepd_config_load(&s->opts, &s->cfg, e);
 	if (r < 0)
 		return r;
-	r = cfg_wrap(c, &s->cfg);
-	if (r < 0)
-		return pep_errf(e, r, "out of memory");
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd == -1)
 		return pep_errf(e, errno, "epoll_create1: %s",
@@ -328,15 +395,20 @@ pepd_setup(struct pepd *s, struct pep_err *e)
 		r = timers_open(s);
 	if (r < 0)
 		return pep_errf(e, r, "signals/timers: %s", strerror(-r));
-	r = audit_open(&s->audit, c, e);
+	if (!s->opts.check_sandbox) {
+		r = pepd_open_privileged(s, e);
+		if (r == 0)
+			r = opa_init(s, e);
+		if (r == 0)
+			r = ifaddr_open(s, e);
+		if (r < 0)
+			return r;
+	}
+	r = fetcher_prepare(s, e);
 	if (r == 0)
-		r = fetch_init(s, e);
+		r = privdrop(s->cfg->c, e);
 	if (r == 0)
-		r = opa_init(s, e);
-	if (r == 0 && c->metrics != NULL)
-		r = metrics_open(s, c->metrics, e);
-	if (r == 0)
-		r = listeners_open(s, e);
+		r = fetcher_start(s, e);
 	return r;
 }
 
@@ -353,9 +425,14 @@ pepd_new(const struct pepd_opts *o, struct pepd **sp, struct pep_err *e)
 	s->opts = *o;
 	if (s->opts.frame_timeout_ms <= 0)
 		s->opts.frame_timeout_ms = 10000;
-	s->epfd = s->sigev.fd = s->tickev.fd = s->curlev.fd = -1;
+	s->epfd = s->sigev.fd = s->tickev.fd = -1;
+	s->reserve_fd = -1;
 	s->audit.fd = -1;
 	s->metrics.lev.fd = -1;
+	s->fc.ev.fd = -1;
+	s->fc.exe_fd = -1;
+	s->fc.chan.fd = -1;
+	s->ifw.ev.fd = -1;
 	id_prefix_init(s);
 	r = pepd_setup(s, e);
 	if (r < 0) {
@@ -393,6 +470,8 @@ pepd_bury(struct pepd *s)
 		free(s->grave[--s->ngrave]);
 }
 
+/* ---- the loop --------------------------------------------------------- */
+
 static int
 pepd_finished(struct pepd *s)
 {
@@ -400,10 +479,20 @@ pepd_finished(struct pepd *s)
 
 	if (!s->stopping)
 		return 0;
-	if (s->nconns == 0 && s->nreqs == 0)
+	if (s->nconns + s->nover == 0 && s->nreqs == 0)
 		return 1;
 	now = pepd_now_ms();
 	return now >= s->exit_deadline_ms;
+}
+
+/* The end of an event batch. */
+static void
+pepd_flush(struct pepd *s)
+{
+	ifaddr_flush(s);
+	preq_sync_flush(s);
+	fetcher_flush(s, pepd_now_ms());
+	pepd_bury(s);
 }
 
 int
@@ -423,7 +512,7 @@ pepd_run(struct pepd *s)
 			if (ev->fn != NULL)
 				ev->fn(s, ev, evs[i].events);
 		}
-		pepd_bury(s);
+		pepd_flush(s);
 	}
 	if (s->nreqs != 0)
 		log_warnx("exit with %zu requests unanswered", s->nreqs);
@@ -442,6 +531,7 @@ close_fd(int *fd)
 void
 pepd_free(struct pepd *s)
 {
+	struct client *cl;
 	size_t i;
 
 	if (s == NULL)
@@ -451,17 +541,22 @@ pepd_free(struct pepd *s)
 	for (i = 0; i < s->nlisteners; i++)
 		listener_close(s, &s->listeners[i]);
 	free(s->listeners);
-	fetch_abort_all(s);
-	fetch_cleanup(s);
+	fetcher_abort_all(s);
+	fetcher_stop(s);
 	opa_free(s);
 	metrics_close(s);
+	ifaddr_close(s);
 	audit_close(&s->audit);
 	close_fd(&s->sigev.fd);
 	close_fd(&s->tickev.fd);
-	close_fd(&s->curlev.fd);
+	close_fd(&s->reserve_fd);
 	close_fd(&s->epfd);
 	pepd_bury(s);
 	free(s->grave);
+	while ((cl = s->clients) != NULL) {
+		s->clients = cl->next;
+		free(cl);
+	}
 	pepd_cfg_unref(s->cfg);
 	free(s);
 }

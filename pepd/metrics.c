@@ -1,7 +1,9 @@
 /*
  * Prometheus text exposition on a separate loopback port: requests by
  * decision and by refusal code, a latency histogram, fetches in flight,
- * open connections. Every connection gets the page once, then is closed.
+ * connections (open, refused by a cap, closed idle), the audit log's
+ * state, the fetcher's. Every connection gets the page once, then is
+ * closed.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -16,7 +18,7 @@
 #include "../common/log.h"
 #include "pepd.h"
 
-#define METRICS_PAGE 8192
+#define METRICS_PAGE 16384
 
 static const double metrics_le[METRICS_NBUCKETS] = {
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
@@ -70,6 +72,31 @@ put(char *buf, size_t off, const char *fmt, ...)
 }
 
 static size_t
+metrics_conns(struct pepd *s, char *b, size_t o)
+{
+	static const char *const why[CONN_REFUSED_NREASONS] = {
+		[CONN_REFUSED_MAX] = "max_connections",
+		[CONN_REFUSED_CLIENT] = "per_client",
+		[CONN_REFUSED_FDS] = "fd_exhausted",
+	};
+	size_t i;
+
+	o = put(b, o, "# TYPE pepd_connections gauge\npepd_connections "
+	    "%zu\n", s->nconns);
+	o = put(b, o, "# TYPE pepd_connections_limit gauge\n"
+	    "pepd_connections_limit %zu\n", s->conn_cap);
+	o = put(b, o, "# TYPE pepd_connections_refused_total counter\n");
+	for (i = 0; i < CONN_REFUSED_NREASONS; i++)
+		o = put(b, o, "pepd_connections_refused_total{reason=\"%s\"} "
+		    "%llu\n", why[i],
+		    (unsigned long long)s->metrics.conn_refused[i]);
+	o = put(b, o, "# TYPE pepd_connections_closed_total counter\n"
+	    "pepd_connections_closed_total{reason=\"idle\"} %llu\n",
+	    (unsigned long long)s->metrics.conn_closed_idle);
+	return o;
+}
+
+static size_t
 metrics_render(struct pepd *s, char *b)
 {
 	struct metrics *m = &s->metrics;
@@ -81,7 +108,7 @@ metrics_render(struct pepd *s, char *b)
 		o = put(b, o, "pepd_requests_total{decision=\"%s\"} %llu\n",
 		    metrics_decision[i], (unsigned long long)m->decisions[i]);
 	o = put(b, o, "# TYPE pepd_responses_total counter\n");
-	for (i = 0; i <= PEP_POLICY_UNAVAILABLE; i++)
+	for (i = 0; i <= PEP_CODE_LAST; i++)
 		o = put(b, o, "pepd_responses_total{code=\"%s\"} %llu\n",
 		    i == 0 ? "ok" : pep_code_name((enum pep_code)i),
 		    (unsigned long long)m->codes[i]);
@@ -102,11 +129,25 @@ metrics_render(struct pepd *s, char *b)
 	    "pepd_fetches_in_flight %zu\n", s->inflight);
 	o = put(b, o, "# TYPE pepd_requests_in_flight gauge\n"
 	    "pepd_requests_in_flight %zu\n", s->nreqs);
-	o = put(b, o, "# TYPE pepd_connections gauge\npepd_connections %zu\n",
-	    s->nconns);
+	o = metrics_conns(s, b, o);
+	o = put(b, o, "# TYPE pepd_audit_available gauge\n"
+	    "pepd_audit_available %d\n", !s->audit.broken);
+	o = put(b, o, "# TYPE pepd_audit_lines_total counter\n"
+	    "pepd_audit_lines_total %llu\n",
+	    (unsigned long long)s->audit.lines);
 	o = put(b, o, "# TYPE pepd_audit_errors_total counter\n"
 	    "pepd_audit_errors_total %llu\n",
-	    (unsigned long long)s->audit.errors);
+	    (unsigned long long)s->audit.write_errors);
+	o = put(b, o, "# TYPE pepd_audit_lost_total counter\n"
+	    "pepd_audit_lost_total %llu\n",
+	    (unsigned long long)s->audit.lost);
+	o = put(b, o, "# TYPE pepd_fetcher_up gauge\npepd_fetcher_up %d\n",
+	    s->fc.up);
+	o = put(b, o, "# TYPE pepd_fetcher_restarts_total counter\n"
+	    "pepd_fetcher_restarts_total %llu\n",
+	    (unsigned long long)s->fc.restarts);
+	o = put(b, o, "# TYPE pepd_fetcher_landlock_abi gauge\n"
+	    "pepd_fetcher_landlock_abi %d\n", (int)s->fc.hello.landlock_abi);
 	return o < METRICS_PAGE ? o : METRICS_PAGE - 1;
 }
 

@@ -1,53 +1,58 @@
 /*
- * External decision point: POST {"input": {method, url, host, scheme,
- * port, path, headers}} to the configured OPA URL through pepd's curl
- * multi. {"result": true|false} or {"result": {"allow": bool}} decides;
- * anything else, a non-200 or a timeout is policy_unavailable (fail
- * closed). Decisions are cached by (method, scheme, host, port, path)
- * for cache_ttl_ms.
+ * External decision point: POST {"input": {method, url, scheme, host,
+ * port, path, query, headers}} to the configured OPA URL (the fetcher
+ * sends it, privsep.c). Everything in the input is the normalised
+ * request (url.c): url as fetched, path as rules match it (repeated
+ * slashes merged, no query), the query, header names in lower case with
+ * repeats joined by ", " (values as ISO 8859-1 text). {"result":
+ * true|false} or {"result": {"allow": bool}} decides; anything else, a
+ * non-200 or a timeout is policy_unavailable (fail closed).
+ *
+ * Decisions are cached for cache_ttl_ms, keyed on the input document
+ * itself: a request differing in anything OPA sees (a header, the query)
+ * is asked again.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 
 #include "../common/log.h"
 #include "pepd.h"
 
 #define OPA_BUCKETS 1024
 #define OPA_MAX_ENTRIES 65536
-#define OPA_MAX_ANSWER (1u << 20)
+#define OPA_MAX_BYTES (16u << 20)	/* keys, in all */
 
 struct opa_entry {
 	struct opa_entry *next;
 	uint64_t expires_ms;
 	int allow;
+	size_t klen;
 	char key[];
 };
 
 struct opa_cache {
 	struct opa_entry *b[OPA_BUCKETS];
 	size_t n;
+	size_t bytes;
 };
 
 struct opa_query {
-	struct cjob job;	/* first: the job is the query */
 	struct preq *q;
-	char *key;
-	char *answer;
-	size_t alen;
-	struct curl_slist *hdrs;
+	char *key;		/* the input document */
+	size_t klen;
 };
 
 static uint32_t
-opa_hash(const char *k)
+opa_hash(const char *k, size_t n)
 {
 	uint32_t h = 2166136261u;
 
-	while (*k != '\0')
+	while (n-- > 0)
 		h = (h ^ (uint8_t)*k++) * 16777619u;
 	return h % OPA_BUCKETS;
 }
@@ -76,6 +81,7 @@ opa_flush(struct pepd *s)
 		}
 	}
 	s->opa->n = 0;
+	s->opa->bytes = 0;
 }
 
 void
@@ -88,18 +94,19 @@ opa_free(struct pepd *s)
 
 /* Cached decision: 0 deny, 1 allow, -1 none. Drops expired entries. */
 static int
-opa_lookup(struct opa_cache *c, const char *key, uint64_t now)
+opa_lookup(struct opa_cache *c, const char *key, size_t klen, uint64_t now)
 {
-	struct opa_entry **pp = &c->b[opa_hash(key)], *en;
+	struct opa_entry **pp = &c->b[opa_hash(key, klen)], *en;
 
 	while ((en = *pp) != NULL) {
 		if (en->expires_ms <= now) {
 			*pp = en->next;
-			free(en);
 			c->n--;
+			c->bytes -= en->klen;
+			free(en);
 			continue;
 		}
-		if (strcmp(en->key, key) == 0)
+		if (en->klen == klen && memcmp(en->key, key, klen) == 0)
 			return en->allow;
 		pp = &en->next;
 	}
@@ -107,111 +114,120 @@ opa_lookup(struct opa_cache *c, const char *key, uint64_t now)
 }
 
 static void
-opa_store(struct pepd *s, const char *key, int allow, long ttl)
+opa_store(struct pepd *s, const char *key, size_t klen, int allow, long ttl)
 {
 	struct opa_cache *c = s->opa;
 	struct opa_entry *en;
-	size_t klen = strlen(key);
-	uint32_t h = opa_hash(key);
+	uint32_t h = opa_hash(key, klen);
 
-	if (ttl <= 0)
+	if (ttl <= 0 || klen > OPA_MAX_BYTES / 16)
 		return;
-	if (c->n >= OPA_MAX_ENTRIES)
+	if (c->n >= OPA_MAX_ENTRIES || c->bytes + klen > OPA_MAX_BYTES)
 		opa_flush(s);
-	en = malloc(sizeof(*en) + klen + 1);
+	en = malloc(sizeof(*en) + klen);
 	if (en == NULL)
 		return;
-	memcpy(en->key, key, klen + 1);
+	memcpy(en->key, key, klen);
+	en->klen = klen;
 	en->allow = allow;
 	en->expires_ms = pepd_now_ms() + (uint64_t)ttl;
 	en->next = c->b[h];
 	c->b[h] = en;
 	c->n++;
+	c->bytes += klen;
 }
 
-static size_t
-opa_pathlen(const char *path)
-{
-	const char *qm = strchr(path, '?');
-
-	return qm == NULL ? strlen(path) : (size_t)(qm - path);
-}
-
-static char *
-opa_key(const struct preq *q)
-{
-	const struct pep_url *u = &q->u;
-	size_t n = strlen(q->r.method) + strlen(u->host) + strlen(u->path) + 32;
-	char *k = malloc(n);
-
-	if (k != NULL)
-		snprintf(k, n, "%s %s %s %d %.*s", q->r.method, u->scheme,
-		    u->host, u->port, (int)opa_pathlen(u->path), u->path);
-	return k;
-}
-
+/* The header names in lower case, repeats joined: {"name": "a, b"}. */
 static void
-opa_add_header(cJSON *h, const struct pep_header *ph)
+put_headers(struct jbuf *b, const struct pep_request *r)
 {
+	struct jbuf v;
+	size_t i, j, k, n;
+	int first = 1;
 	char name[128];
-	size_t i, n = strlen(ph->name);
-	cJSON *old;
-	char *joined;
 
-	if (n >= sizeof(name))
-		return;
-	for (i = 0; i <= n; i++)
-		name[i] = (char)tolower((unsigned char)ph->name[i]);
-	old = cJSON_GetObjectItemCaseSensitive(h, name);
-	if (!cJSON_IsString(old)) {
-		cJSON_AddStringToObject(h, name, ph->value);
-		return;
+	jb_put(b, "{", 1);
+	for (i = 0; i < r->nheaders; i++) {
+		for (j = 0; j < i; j++)
+			if (strcasecmp(r->headers[j].name,
+			    r->headers[i].name) == 0)
+				break;
+		n = strlen(r->headers[i].name);
+		if (j < i || n >= sizeof(name))
+			continue;	/* joined already, or too long */
+		for (k = 0; k <= n; k++)
+			name[k] = (char)tolower(
+			    (unsigned char)r->headers[i].name[k]);
+		jb_init(&v, 64);
+		for (j = i; j < r->nheaders; j++) {
+			if (strcasecmp(r->headers[j].name, name) != 0)
+				continue;
+			if (v.len > 0)
+				jb_put(&v, ", ", 2);
+			jb_puts(&v, r->headers[j].value);
+		}
+		jb_put(&v, "", 1);
+		if (v.err != 0)
+			b->err = v.err;
+		if (!first)
+			jb_put(b, ",", 1);
+		first = 0;
+		jb_str(b, name);
+		jb_put(b, ":", 1);
+		jb_bytestr(b, v.err == 0 ? (const char *)v.p : "");
+		jb_free(&v);
 	}
-	n = strlen(old->valuestring) + strlen(ph->value) + 3;
-	joined = malloc(n);
-	if (joined == NULL)
-		return;
-	snprintf(joined, n, "%s, %s", old->valuestring, ph->value);
-	cJSON_ReplaceItemInObjectCaseSensitive(h, name,
-	    cJSON_CreateString(joined));
-	free(joined);
+	jb_put(b, "}", 1);
 }
 
-static char *
+char *
 opa_input(const struct preq *q)
 {
-	cJSON *root = cJSON_CreateObject(), *in, *h;
-	char *out = NULL, path[2048];
-	size_t i, plen = opa_pathlen(q->u.path);
+	const struct pep_url *u = &q->u;
+	const char *qm = strchr(u->match, '?');
+	struct jbuf b;
+	char *path;
 
-	if (root == NULL)
+	path = strndup(u->match, qm != NULL ? (size_t)(qm - u->match) :
+	    strlen(u->match));
+	if (path == NULL || jb_init(&b, 256) < 0) {
+		free(path);
 		return NULL;
-	in = cJSON_AddObjectToObject(root, "input");
-	if (in == NULL)
-		goto out;
-	snprintf(path, sizeof(path), "%.*s", (int)plen, q->u.path);
-	cJSON_AddStringToObject(in, "method", q->r.method);
-	cJSON_AddStringToObject(in, "url", q->r.url);
-	cJSON_AddStringToObject(in, "host", q->u.host);
-	cJSON_AddStringToObject(in, "scheme", q->u.scheme);
-	cJSON_AddNumberToObject(in, "port", q->u.port);
-	cJSON_AddStringToObject(in, "path", path);
-	h = cJSON_AddObjectToObject(in, "headers");
-	for (i = 0; h != NULL && i < q->r.nheaders; i++)
-		opa_add_header(h, &q->r.headers[i]);
-	out = cJSON_PrintUnformatted(root);
-out:
-	cJSON_Delete(root);
-	return out;
+	}
+	jb_puts(&b, "{\"input\":{\"method\":");
+	jb_str(&b, q->r.method);
+	jb_puts(&b, ",\"url\":");
+	jb_str(&b, u->url);
+	jb_puts(&b, ",\"scheme\":");
+	jb_str(&b, u->scheme);
+	jb_puts(&b, ",\"host\":");
+	jb_str(&b, u->host);
+	jb_puts(&b, ",\"port\":");
+	jb_u64(&b, (uint64_t)u->port);
+	jb_puts(&b, ",\"path\":");
+	jb_str(&b, path);
+	jb_puts(&b, ",\"query\":");
+	jb_str(&b, qm != NULL ? qm + 1 : "");
+	jb_puts(&b, ",\"headers\":");
+	put_headers(&b, &q->r);
+	jb_puts(&b, "}}");
+	jb_put(&b, "", 1);
+	free(path);
+	if (b.err != 0) {
+		jb_free(&b);
+		return NULL;
+	}
+	return (char *)b.p;
 }
 
 /* 1 allow, 0 deny, -1 not a decision. */
 static int
-opa_parse(const char *answer, size_t len)
+opa_parse(const uint8_t *answer, size_t len)
 {
-	cJSON *root = cJSON_ParseWithLength(answer, len), *r;
+	cJSON *root, *r;
 	int v = -1;
 
+	root = cJSON_ParseWithLength((const char *)answer, len);
 	r = cJSON_GetObjectItemCaseSensitive(root, "result");
 	if (cJSON_IsObject(r))
 		r = cJSON_GetObjectItemCaseSensitive(r, "allow");
@@ -235,121 +251,68 @@ opa_set_decision(struct preq *q, int allow)
 	}
 }
 
-static void
-opa_query_free(struct opa_query *oq)
+void
+opa_answer(struct pepd *s, void *ptr, const struct ipc_opa_result *r,
+    const uint8_t *answer, int aborted)
 {
-	if (oq->job.easy != NULL)
-		curl_easy_cleanup(oq->job.easy);
-	curl_slist_free_all(oq->hdrs);
-	free(oq->key);
-	free(oq->answer);
-	free(oq);
-}
-
-static void
-opa_done(struct pepd *s, struct cjob *j, int rc, int aborted)
-{
-	struct opa_query *oq = (struct opa_query *)j;
+	struct opa_query *oq = ptr;
 	struct preq *q = oq->q;
-	long status = 0;
 	int v = -1;
 
-	if (!aborted && rc == CURLE_OK) {
-		curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
-		if (status == 200)
-			v = opa_parse(oq->answer, oq->alen);
-	}
+	if (!aborted && r->rc == 0 && r->status == 200)
+		v = opa_parse(answer, r->answer_len);
 	if (v >= 0)
-		opa_store(s, oq->key, v, q->cfg->c->opa.cache_ttl_ms);
-	if (aborted)
-		preq_msg(q, "pepd is shutting down");
-	else if (rc != CURLE_OK)
-		preq_msg(q, "decision point: %s",
-		    curl_easy_strerror((CURLcode)rc));
-	else
-		preq_msg(q, "decision point: HTTP %ld, "
-		    "no boolean result", status);
-	opa_query_free(oq);
+		opa_store(s, oq->key, oq->klen, v, q->cfg->c->opa.cache_ttl_ms);
+	free(oq->key);
+	free(oq);
+	q->slot = 0;
 	if (aborted) {
-		preq_refuse(s, q, PEP_OVERLOADED, q->msg);
+		preq_refuse(s, q, PEP_OVERLOADED, "pepd is shutting down");
 	} else if (v < 0) {
+		if (r->rc != 0)
+			preq_msg(q, "decision point: %s", r->msg);
+		else
+			preq_msg(q, "decision point: HTTP %u, no boolean "
+			    "result", (unsigned int)r->status);
 		log_warnx("%s: %s", q->id, q->msg);
 		preq_refuse(s, q, PEP_POLICY_UNAVAILABLE, q->msg);
 	} else {
-		q->msg[0] = '\0';
 		opa_set_decision(q, v);
 		preq_decided(s, q);
 	}
 }
 
-static size_t
-opa_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct opa_query *oq = userdata;
-	size_t n = size * nmemb;
-	char *p;
-
-	if (oq->alen + n > OPA_MAX_ANSWER)
-		return CURL_WRITEFUNC_ERROR;
-	p = realloc(oq->answer, oq->alen + n + 1);
-	if (p == NULL)
-		return CURL_WRITEFUNC_ERROR;
-	memcpy(p + oq->alen, ptr, n);
-	oq->answer = p;
-	oq->alen += n;
-	return n;
-}
-
-static int
-opa_start(struct pepd *s, struct preq *q, char *key)
+int
+opa_decide(struct pepd *s, struct preq *q)
 {
 	const struct opa_config *oc = &q->cfg->c->opa;
-	struct opa_query *oq = calloc(1, sizeof(*oq));
-	char *body = NULL;
-	CURL *h;
+	struct opa_query *oq;
+	char *key = opa_input(q);
+	size_t klen;
+	int v, r;
 
+	if (key == NULL)
+		return -ENOMEM;
+	klen = strlen(key);
+	v = opa_lookup(s->opa, key, klen, pepd_now_ms());
+	if (v >= 0) {
+		free(key);
+		opa_set_decision(q, v);
+		return 1;
+	}
+	oq = calloc(1, sizeof(*oq));
 	if (oq == NULL) {
 		free(key);
 		return -ENOMEM;
 	}
 	oq->q = q;
 	oq->key = key;
-	oq->job.done = opa_done;
-	oq->job.easy = h = curl_easy_init();
-	oq->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-	body = opa_input(q);
-	if (h == NULL || oq->hdrs == NULL || body == NULL)
-		goto fail;
-	fetch_common_opts(q->cfg->c, h);
-	curl_easy_setopt(h, CURLOPT_URL, oc->url);
-	curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, oq->hdrs);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, oc->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, opa_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, oq);
-	if (fetch_add_job(s, &oq->job) < 0)
-		goto fail;
-	cJSON_free(body);
-	return 0;
-fail:
-	cJSON_free(body);
-	opa_query_free(oq);
-	return -ENOMEM;
-}
-
-int
-opa_decide(struct pepd *s, struct preq *q)
-{
-	char *key = opa_key(q);
-	int v;
-
-	if (key == NULL)
-		return -ENOMEM;
-	v = opa_lookup(s->opa, key, pepd_now_ms());
-	if (v >= 0) {
+	oq->klen = klen;
+	r = fetcher_opa(s, oq, oc->url, key, klen, oc->timeout_ms);
+	if (r < 0) {
 		free(key);
-		opa_set_decision(q, v);
-		return 1;
+		free(oq);
+		return r;
 	}
-	return opa_start(s, q, key);
+	return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * pepd: the host-side Policy Enforcement Point. Parses options, loads the
- * configuration and runs the server (loop.c). Exit codes: 0 ok, 1 error,
- * 2 usage.
+ * configuration and runs the server (loop.c). "pepd --fetcher" (first and
+ * only option, not in --help) is the fetcher process, which pepd starts
+ * itself (fetcher.c). Exit codes: 0 ok, 1 error, 2 usage.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@ enum {
 	OPT_HELP = 'h', OPT_VERSION = 'V', OPT_CONFIG = 'c',
 	OPT_LISTEN = 'l', OPT_PORT = 'p', OPT_FOREGROUND = 'f',
 	OPT_VERBOSE = 'v', OPT_QUIET = 'q',
-	OPT_CHECK = 256, OPT_FRAME_TIMEOUT
+	OPT_CHECK = 256, OPT_FRAME_TIMEOUT, OPT_CHECK_SANDBOX
 };
 
 /* One table drives getopt_long and --help (common/cli.h). */
@@ -26,6 +27,9 @@ static const struct cli_option opts[] = {
 	    "PEP_AUDIT_LOG from the environment)" },
 	{ "check-config", 1, OPT_CHECK, "FILE",
 	    "validate FILE, print \"configuration OK\" or the error, exit" },
+	{ "check-sandbox", 0, OPT_CHECK_SANDBOX, NULL,
+	    "start a fetcher as serving would, make it try what its sandbox "
+	    "forbids, print what happened; exit 0 if everything was denied" },
 	{ "listen", 1, OPT_LISTEN, "SPEC",
 	    "tcp:HOST:PORT, unix:PATH or vsock:PORT (repeatable; replaces "
 	    "the configuration's)" },
@@ -58,7 +62,8 @@ usage(void)
 	    "policy,\nfetching allowed ones, and audits every request.\n\n");
 	cli_print_options(stdout, opts, NOPTS);
 	printf("\nSignals: HUP reloads, USR1 reopens the audit log, TERM "
-	    "drains and exits.\nSee pepd(8).\n");
+	    "drains and exits.\nTwo processes: this one, and a sandboxed "
+	    "fetcher it starts. See pepd(8).\n");
 }
 
 /* With msg NULL, getopt_long has already said what is wrong. */
@@ -130,6 +135,9 @@ parse_args(int argc, char **argv, struct cli *c)
 		case OPT_CHECK:
 			c->check = optarg;
 			break;
+		case OPT_CHECK_SANDBOX:
+			c->o.check_sandbox = 1;
+			break;
 		case OPT_LISTEN:
 			add_listen(c, optarg);
 			break;
@@ -180,13 +188,18 @@ main(int argc, char **argv)
 	int rc = 0;
 	size_t i;
 
+	if (argc >= 2 && strcmp(argv[1], "--fetcher") == 0)
+		return fetcher_main(argc > 2 ? (int)strlen(argv[2]) - 1 : 0);
 	parse_args(argc, argv, &c);
 	log_init("pepd", c.verbose, c.quiet);
+	c.o.verbose = c.verbose;
 	if (c.check != NULL)
 		return check_config(c.check);
 	if (pepd_new(&c.o, &s, &e) < 0) {
 		log_warnx("%s", e.msg);
 		rc = 1;
+	} else if (c.o.check_sandbox) {
+		rc = pepd_check_sandbox(s);
 	} else if (pepd_run(s) < 0) {
 		log_warn("event loop");
 		rc = 1;

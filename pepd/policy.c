@@ -106,20 +106,6 @@ bad:
 }
 
 static int
-is_token(const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0'; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') ||
-		    strchr("!#$%&'*+-.^_`|~", s[i]) != NULL))
-			return 0;
-	return i > 0;
-}
-
-static int
 rule_methods(struct policy_rule *r, const cJSON *v, const struct pctx *c)
 {
 	const cJSON *m;
@@ -132,7 +118,7 @@ rule_methods(struct policy_rule *r, const cJSON *v, const struct pctx *c)
 	if (r->methods == NULL)
 		return pep_errf(c->e, ENOMEM, "out of memory");
 	cJSON_ArrayForEach(m, v) {
-		if (!cJSON_IsString(m) || !is_token(m->valuestring))
+		if (!cJSON_IsString(m) || !proto_is_token(m->valuestring, 64))
 			goto bad;
 		r->methods[r->nmethods] = strdup(m->valuestring);
 		if (r->methods[r->nmethods] == NULL)
@@ -145,7 +131,10 @@ bad:
 	    "array of HTTP method tokens", c->where);
 }
 
-/* Normalise the prefix the way url_parse normalises request paths. */
+/*
+ * Normalise the prefix the way url_parse normalises request paths, into
+ * the form rules match (repeated slashes merged).
+ */
 static int
 rule_path(struct policy_rule *r, const cJSON *v, const struct pctx *c)
 {
@@ -169,7 +158,9 @@ rule_path(struct policy_rule *r, const cJSON *v, const struct pctx *c)
 	if (rc < 0)
 		return pep_errf(c->e, EINVAL, "%s: 'path_prefix' '%s' is not "
 		    "a valid URL path", c->where, v->valuestring);
-	r->path_prefix = u.path;
+	r->path_prefix = u.match;
+	u.match = NULL;
+	url_free(&u);
 	return 0;
 }
 
@@ -460,7 +451,7 @@ rule_match(const struct policy_rule *r, const char *method,
 		;
 	if (r->methods != NULL && i == r->nmethods)
 		return 0;
-	return r->path_prefix == NULL || strncmp(u->path, r->path_prefix,
+	return r->path_prefix == NULL || strncmp(u->match, r->path_prefix,
 	    strlen(r->path_prefix)) == 0;
 }
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "../common/base64.h"
+#include "../common/utf8.h"
 #include "pepd.h"
 
 #define PROTO_METHOD_MAX 64
@@ -26,6 +27,9 @@ limits_default(struct pep_limits *l)
 	l->max_response = 64u << 20;
 	l->max_queue = 16;
 	l->max_concurrent = 512;
+	l->max_connections = 4096;
+	l->max_connections_per_client = 1024;
+	l->idle_timeout_ms = 60000;
 	l->connect_timeout_ms = 10000;
 	l->total_timeout_ms = 60000;
 }
@@ -40,8 +44,8 @@ is_tchar(unsigned char c)
 	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static int
-is_token(const char *s, size_t max)
+int
+proto_is_token(const char *s, size_t max)
 {
 	size_t i;
 
@@ -116,7 +120,8 @@ field_value_ok(const char *v)
 static int
 req_method(const cJSON *v, struct pep_request *r, struct pep_err *e)
 {
-	if (!cJSON_IsString(v) || !is_token(v->valuestring, PROTO_METHOD_MAX))
+	if (!cJSON_IsString(v) ||
+	    !proto_is_token(v->valuestring, PROTO_METHOD_MAX))
 		return pep_errf(e, EINVAL,
 		    "method must be an HTTP token of at most %d characters",
 		    PROTO_METHOD_MAX);
@@ -145,7 +150,7 @@ req_header(const cJSON *pair, size_t i, struct pep_header *h,
 	    !cJSON_IsString(k) || !cJSON_IsString(v))
 		return pep_errf(e, EINVAL,
 		    "headers[%zu] must be [name, value] strings", i);
-	if (!is_token(k->valuestring, lim->max_header_bytes))
+	if (!proto_is_token(k->valuestring, lim->max_header_bytes))
 		return pep_errf(e, EINVAL,
 		    "headers[%zu]: name is not an HTTP token", i);
 	h->name = strdup(k->valuestring);
@@ -290,6 +295,8 @@ proto_parse_request(const uint8_t *json, size_t len,
 	if (len > lim->max_frame)
 		return pep_errf(e, EMSGSIZE, "frame of %zu bytes exceeds %zu",
 		    len, lim->max_frame);
+	if (!utf8_valid(s, len))
+		return pep_errf(e, EINVAL, "the frame is not valid UTF-8");
 	if (len == 0 || has_nul(json, len))
 		return pep_errf(e, EINVAL, "invalid JSON");
 	root = cJSON_ParseWithLengthOpts(s, len, &end, 0);
@@ -324,113 +331,20 @@ proto_request_free(struct pep_request *r)
 }
 
 /* ------------------------------------------------------------------ */
-/* frame building                                                     */
-
-struct jbuf {
-	uint8_t *p;
-	size_t len;
-	size_t cap;
-	int err;
-};
+/* frame building (json.c writes the JSON)                            */
 
 static int
-jb_reserve(struct jbuf *b, size_t more)
+frame_begin(struct jbuf *b, size_t guess)
 {
-	size_t cap;
-	uint8_t *np;
-
-	if (b->err != 0)
-		return -1;
-	if (more <= b->cap - b->len)
-		return 0;
-	if (more > SIZE_MAX / 2 - b->len) {
-		b->err = -EMSGSIZE;
-		return -1;
-	}
-	cap = b->cap * 2 > b->len + more ? b->cap * 2 : b->len + more;
-	np = realloc(b->p, cap);
-	if (np == NULL) {
-		b->err = -ENOMEM;
-		return -1;
-	}
-	b->p = np;
-	b->cap = cap;
-	return 0;
-}
-
-static void
-jb_put(struct jbuf *b, const char *s, size_t n)
-{
-	if (jb_reserve(b, n) < 0)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void
-jb_puts(struct jbuf *b, const char *s)
-{
-	jb_put(b, s, strlen(s));
-}
-
-/* A JSON string of the bytes of s, each byte one code point. */
-static void
-jb_str(struct jbuf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
-	char esc[6] = { '\\', 'u', '0', '0' };
-	char u8[2];
-
-	jb_put(b, "\"", 1);
-	for (; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\') {
-			esc[1] = (char)*p;
-			jb_put(b, esc, 2);
-			esc[1] = 'u';
-		} else if (*p < 0x20 || *p == 0x7f) {
-			esc[4] = hex[*p >> 4];
-			esc[5] = hex[*p & 15];
-			jb_put(b, esc, 6);
-		} else if (*p >= 0x80) {
-			u8[0] = (char)(0xc0 | (*p >> 6));
-			u8[1] = (char)(0x80 | (*p & 0x3f));
-			jb_put(b, u8, 2);
-		} else {
-			jb_put(b, (const char *)p, 1);
-		}
-	}
-	jb_put(b, "\"", 1);
-}
-
-static void
-jb_base64(struct jbuf *b, const uint8_t *d, size_t n)
-{
-	size_t el = base64_encoded_len(n);
-
-	if (n > 0 && el == 0) {
-		b->err = -EMSGSIZE;
-		return;
-	}
-	jb_put(b, "\"", 1);
-	if (jb_reserve(b, el + 1) < 0)
-		return;
-	b->len += base64_encode(d, n, (char *)b->p + b->len);
-	jb_put(b, "\"", 1);
-}
-
-static int
-jb_init(struct jbuf *b, size_t guess)
-{
-	memset(b, 0, sizeof(*b));
-	jb_reserve(b, guess < 64 ? 64 : guess);
+	if (jb_init(b, guess) < 0)
+		return b->err;
 	jb_put(b, "\0\0\0\0", FRAME_HDR);
 	return b->err;
 }
 
 /* Put the frame header in front and hand the buffer over. */
 static int
-jb_finish(struct jbuf *b, struct pep_frame *f)
+frame_end(struct jbuf *b, struct pep_frame *f)
 {
 	size_t plen = b->len - FRAME_HDR;
 
@@ -447,9 +361,9 @@ jb_finish(struct jbuf *b, struct pep_frame *f)
 }
 
 static size_t
-resp_guess(const struct pep_header *h, size_t nh, size_t blen)
+fields_guess(const struct pep_header *h, size_t nh, size_t g)
 {
-	size_t g = 128 + base64_encoded_len(blen), i, hl;
+	size_t i, hl;
 
 	for (i = 0; i < nh; i++) {
 		hl = strlen(h[i].name) + (h[i].value ? strlen(h[i].value) : 0);
@@ -460,38 +374,55 @@ resp_guess(const struct pep_header *h, size_t nh, size_t blen)
 	return g;
 }
 
+static void
+put_fields(struct jbuf *b, const struct pep_header *h, size_t nh)
+{
+	size_t i;
+
+	jb_put(b, "[", 1);
+	for (i = 0; i < nh; i++) {
+		jb_puts(b, i == 0 ? "[" : ",[");
+		jb_bytestr(b, h[i].name != NULL ? h[i].name : "");
+		jb_put(b, ",", 1);
+		jb_bytestr(b, h[i].value != NULL ? h[i].value : "");
+		jb_put(b, "]", 1);
+	}
+	jb_put(b, "]", 1);
+}
+
 int
 proto_response(int status, const struct pep_header *h, size_t nh,
-    const uint8_t *body, size_t blen, struct pep_frame *f)
+    const struct pep_header *t, size_t nt, const uint8_t *body,
+    size_t blen, struct pep_frame *f)
 {
 	struct jbuf b;
-	char num[16];
-	size_t i;
+	char num[3];
+	size_t g;
 
 	f->data = NULL;
 	f->len = 0;
 	if (status < 100 || status > 999 || (nh > 0 && h == NULL) ||
-	    (blen > 0 && body == NULL))
+	    (nt > 0 && t == NULL) || (blen > 0 && body == NULL))
 		return -EINVAL;
-	if (jb_init(&b, resp_guess(h, nh, blen)) < 0)
+	g = fields_guess(t, nt, fields_guess(h, nh, 128 +
+	    base64_encoded_len(blen)));
+	if (frame_begin(&b, g) < 0)
 		return b.err;
 	num[0] = (char)('0' + status / 100);
 	num[1] = (char)('0' + status / 10 % 10);
 	num[2] = (char)('0' + status % 10);
 	jb_puts(&b, "{\"status\":");
 	jb_put(&b, num, 3);
-	jb_puts(&b, ",\"headers\":[");
-	for (i = 0; i < nh; i++) {
-		jb_puts(&b, i == 0 ? "[" : ",[");
-		jb_str(&b, h[i].name != NULL ? h[i].name : "");
-		jb_put(&b, ",", 1);
-		jb_str(&b, h[i].value != NULL ? h[i].value : "");
-		jb_put(&b, "]", 1);
+	jb_puts(&b, ",\"headers\":");
+	put_fields(&b, h, nh);
+	if (nt > 0) {
+		jb_puts(&b, ",\"trailers\":");
+		put_fields(&b, t, nt);
 	}
-	jb_puts(&b, "],\"body_base64\":");
+	jb_puts(&b, ",\"body_base64\":");
 	jb_base64(&b, body, blen);
 	jb_puts(&b, ",\"error\":null}");
-	return jb_finish(&b, f);
+	return frame_end(&b, f);
 }
 
 int
@@ -502,16 +433,16 @@ proto_refusal(enum pep_code code, const char *message,
 
 	f->data = NULL;
 	f->len = 0;
-	if (code == PEP_OK || (unsigned int)code > PEP_POLICY_UNAVAILABLE)
+	if (code == PEP_OK || (unsigned int)code > PEP_CODE_LAST)
 		return -EINVAL;
-	if (jb_init(&b, 96 + (message ? strlen(message) * 2 : 0)) < 0)
+	if (frame_begin(&b, 96 + (message ? strlen(message) * 2 : 0)) < 0)
 		return b.err;
 	jb_puts(&b, "{\"error\":{\"code\":");
 	jb_str(&b, pep_code_name(code));
 	jb_puts(&b, ",\"message\":");
 	jb_str(&b, message != NULL ? message : "");
 	jb_puts(&b, "}}");
-	return jb_finish(&b, f);
+	return frame_end(&b, f);
 }
 
 int

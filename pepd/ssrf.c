@@ -1,8 +1,10 @@
 /*
  * Address classification for the connect-time SSRF check. Anything that
- * is not plainly globally routable unicast is blocked; embedded-IPv4
+ * is not plainly globally reachable unicast is blocked; embedded-IPv4
  * IPv6 forms are blocked as a class (smokescreen), except IPv4-mapped
- * addresses, which are unmapped and classified as IPv4.
+ * addresses, which are unmapped and classified as IPv4. The host's own
+ * addresses (ifaddr.c) are blocked too, public or not: smokescreen
+ * refuses connections back to itself.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,7 +43,11 @@ static const struct ssrf_range ssrf_v4[] = {
 /*
  * IPv6 (after ::ffff:0:0/96 has been unmapped), first match wins. What
  * falls outside 2000::/3 (the only global unicast allocation) and is not
- * listed is SSRF_RESERVED.
+ * listed is SSRF_RESERVED. Inside 2000::/3, the IANA IPv6 Special-Purpose
+ * Address Registry's blocks that are not globally reachable are
+ * reserved; 2001::/23 (IETF Protocol Assignments, RFC 2928) as a whole,
+ * except the sub-blocks the registry marks globally reachable, which are
+ * listed first.
  */
 static const struct ssrf_range ssrf_v6[] = {
 	/* ::, ::1, then the rest of ::/96 (IPv4-compatible) */
@@ -51,18 +57,37 @@ static const struct ssrf_range ssrf_v6[] = {
 	/* 64:ff9b::/96 (RFC 6052), 64:ff9b:1::/48 (RFC 8215) */
 	{ { 0, 0x64, 0xff, 0x9b }, 96, SSRF_NAT64 },
 	{ { 0, 0x64, 0xff, 0x9b, 0, 1 }, 48, SSRF_NAT64 },
-	/* Teredo; benchmarking, ORCHID, ORCHIDv2, documentation */
+	/* 2001::/23's globally reachable sub-blocks */
+	/* 2001:1::1/128 Port Control Protocol anycast, RFC 7723 */
+	{ { 0x20, 0x01, 0, 1, [15] = 1 }, 128, SSRF_PUBLIC },
+	/* 2001:1::2/128 TURN anycast, RFC 8155 */
+	{ { 0x20, 0x01, 0, 1, [15] = 2 }, 128, SSRF_PUBLIC },
+	/* 2001:1::3/128 DNS-SD Service Registration Protocol anycast,
+	 * RFC 9665 */
+	{ { 0x20, 0x01, 0, 1, [15] = 3 }, 128, SSRF_PUBLIC },
+	/* 2001:3::/32 AMT, RFC 7450 */
+	{ { 0x20, 0x01, 0, 3 }, 32, SSRF_PUBLIC },
+	/* 2001:4:112::/48 AS112-v6, RFC 7535 */
+	{ { 0x20, 0x01, 0, 4, 0x01, 0x12 }, 48, SSRF_PUBLIC },
+	/* 2001:20::/28 ORCHIDv2, RFC 7343 */
+	{ { 0x20, 0x01, 0, 0x20 }, 28, SSRF_PUBLIC },
+	/* 2001:30::/28 Drone Remote ID Entity Tags (DETs), RFC 9374 */
+	{ { 0x20, 0x01, 0, 0x30 }, 28, SSRF_PUBLIC },
+	/* 2001::/32 Teredo, RFC 4380 (an embedding: blocked as a class) */
 	{ { 0x20, 0x01 }, 32, SSRF_TEREDO },
-	{ { 0x20, 0x01, 0, 2 }, 48, SSRF_RESERVED },
-	{ { 0x20, 0x01, 0, 0x10 }, 28, SSRF_RESERVED },
-	{ { 0x20, 0x01, 0, 0x20 }, 28, SSRF_RESERVED },
+	/* the rest of 2001::/23, RFC 2928: among them 2001:2::/48
+	 * benchmarking (RFC 5180) and 2001:10::/28 ORCHID (RFC 4843) */
+	{ { 0x20, 0x01 }, 23, SSRF_RESERVED },
+	/* 2001:db8::/32 documentation, RFC 3849 */
 	{ { 0x20, 0x01, 0x0d, 0xb8 }, 32, SSRF_RESERVED },
+	/* 2002::/16 6to4, RFC 3056 */
 	{ { 0x20, 0x02 }, 16, SSRF_6TO4 },
-	{ { 0x3f, 0xff }, 20, SSRF_RESERVED },	/* documentation */
+	/* 3fff::/20 documentation, RFC 9637 */
+	{ { 0x3f, 0xff }, 20, SSRF_RESERVED },
 	{ { 0x20 }, 3, SSRF_PUBLIC },		/* global unicast */
-	{ { 0xfc }, 7, SSRF_PRIVATE },		/* unique local */
+	{ { 0xfc }, 7, SSRF_PRIVATE },		/* unique local, RFC 4193 */
 	{ { 0xfe, 0x80 }, 10, SSRF_LINKLOCAL },
-	{ { 0xfe, 0xc0 }, 10, SSRF_PRIVATE },	/* site-local */
+	{ { 0xfe, 0xc0 }, 10, SSRF_PRIVATE },	/* site-local, RFC 3879 */
 	{ { 0xff }, 8, SSRF_MULTICAST },
 };
 
@@ -80,6 +105,7 @@ static const char *const ssrf_names[] = {
 	[SSRF_6TO4] = "6to4",
 	[SSRF_TEREDO] = "teredo",
 	[SSRF_IPV4_COMPAT] = "ipv4-compatible",
+	[SSRF_OWN_ADDRESS] = "own-address",
 	[SSRF_BAD_ADDRESS] = "bad-address",
 };
 
@@ -253,15 +279,47 @@ cidr_contains(const struct cidr *c, const struct sockaddr *sa,
 	return prefix_eq(a, c->addr, c->prefix);
 }
 
+int
+cidr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct cidr *c)
+{
+	int fam;
+
+	memset(c, 0, sizeof(*c));
+	fam = sa_addr(sa, len, c->addr);
+	if (fam < 0)
+		return -EINVAL;
+	c->family = fam;
+	c->prefix = fam == AF_INET ? 32 : 128;
+	return 0;
+}
+
+/* Is sa one of the host's own addresses? */
+static int
+is_own(const struct sockaddr *sa, socklen_t len, const struct cidr *own,
+    size_t nown)
+{
+	size_t i;
+
+	for (i = 0; i < nown; i++)
+		if (cidr_contains(&own[i], sa, len))
+			return 1;
+	return 0;
+}
+
 enum ssrf_class
 ssrf_check(const struct sockaddr *sa, socklen_t len,
-    const struct cidr *allow, size_t nallow)
+    const struct cidr *allow, size_t nallow, const struct cidr *own,
+    size_t nown)
 {
 	enum ssrf_class cls;
 	size_t i;
 
 	cls = ssrf_classify(sa, len);
-	if (cls == SSRF_PUBLIC || cls == SSRF_BAD_ADDRESS)
+	if (cls == SSRF_BAD_ADDRESS)
+		return cls;
+	if (cls == SSRF_PUBLIC && is_own(sa, len, own, nown))
+		cls = SSRF_OWN_ADDRESS;
+	if (cls == SSRF_PUBLIC)
 		return cls;
 	for (i = 0; i < nallow; i++)
 		if (cidr_contains(&allow[i], sa, len))

@@ -1,9 +1,15 @@
 /*
- * URL parsing through libcurl's URL API, and host normalisation: IDN to
+ * URL parsing through libcurl's URL API, and the one normalised form the
+ * policy, OPA, its cache, the audit and the fetch all use. Hosts: IDN to
  * punycode (libidn2, UTS #46), lower case, no trailing dot, numeric IPv4
  * spellings (2130706433, 0x7f.1, 127.1, 0177.0.0.1) to dotted quad and
  * IPv6 literals to their canonical text without brackets, so that policy
- * and the SSRF check see one spelling per address.
+ * and the SSRF check see one spelling per address. Paths (RFC 3986 6.2.2):
+ * dot segments removed, unreserved characters decoded, every other escape
+ * upper case and every byte that may not appear raw encoded, so "/café",
+ * "/caf%c3%a9" and "/caf%C3%A9" are one path. Repeated slashes go to the
+ * origin as they are (it may or may not merge them); rules match a form
+ * with each run merged into one.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -268,17 +274,36 @@ is_unreserved(int c)
 	    is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
+/* May c appear raw in a path or query (RFC 3986 3.3, 3.4)? */
+static int
+is_pchar(int c, int query)
+{
+	return is_unreserved(c) || (c != 0 && strchr("!$&'()*+,;=:@/",
+	    c) != NULL) || (query && c == '?');
+}
+
+static size_t
+pct_put(char *d, size_t o, int c)
+{
+	d[o] = '%';
+	d[o + 1] = "0123456789ABCDEF"[(c >> 4) & 15];
+	d[o + 2] = "0123456789ABCDEF"[c & 15];
+	return o + 3;
+}
+
 /*
  * Percent-encoding normalisation (RFC 3986 6.2.2): decode escapes of
- * unreserved characters, upper-case the hex of the others, and encode a
- * stray '%' as "%25" (else "%%32e" would become "%2e", which a second
- * decoding turns into "."). Returns a malloc'd string or NULL.
+ * unreserved characters, upper-case the hex of the others, encode every
+ * byte that may not appear raw (non-ASCII, controls, space, '"', '<',
+ * '\\'...), and encode a stray '%' as "%25" (else "%%32e" would become
+ * "%2e", which a second decoding turns into "."). The first '?' starts
+ * the query. Returns a malloc'd string or NULL.
  */
 static char *
 pct_normalize(const char *s)
 {
 	size_t i, o = 0, n = strlen(s);
-	int hi, lo, c;
+	int hi, lo, c, query = 0;
 	char *d;
 
 	if (n > (SIZE_MAX - 1) / 3)
@@ -287,26 +312,43 @@ pct_normalize(const char *s)
 	if (d == NULL)
 		return NULL;
 	for (i = 0; s[i] != '\0'; i++) {
-		hi = s[i] == '%' ? hex_val((unsigned char)s[i + 1]) : -1;
+		c = (unsigned char)s[i];
+		hi = c == '%' ? hex_val((unsigned char)s[i + 1]) : -1;
 		lo = hi >= 0 ? hex_val((unsigned char)s[i + 2]) : -1;
-		if (s[i] == '%' && lo < 0) {
-			memcpy(d + o, "%25", 3);
-			o += 3;
-			continue;
-		}
-		if (lo < 0) {
-			d[o++] = s[i];
-			continue;
-		}
-		c = hi * 16 + lo;
-		if (is_unreserved(c)) {
+		if (c == '%' && lo < 0) {
+			o = pct_put(d, o, '%');
+		} else if (c == '%') {
+			c = hi * 16 + lo;
+			if (is_unreserved(c))
+				d[o++] = (char)c;
+			else
+				o = pct_put(d, o, c);
+			i += 2;
+		} else if (c == '?' || is_pchar(c, query)) {
 			d[o++] = (char)c;
+			query |= c == '?';
 		} else {
-			d[o++] = '%';
-			d[o++] = "0123456789ABCDEF"[hi];
-			d[o++] = "0123456789ABCDEF"[lo];
+			o = pct_put(d, o, c);
 		}
-		i += 2;
+	}
+	d[o] = '\0';
+	return d;
+}
+
+char *
+url_merge_slashes(const char *path)
+{
+	size_t i, o = 0, n = strlen(path);
+	int query = 0;
+	char *d = malloc(n + 1);
+
+	if (d == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		query |= path[i] == '?';
+		if (!query && path[i] == '/' && o > 0 && d[o - 1] == '/')
+			continue;
+		d[o++] = path[i];
 	}
 	d[o] = '\0';
 	return d;
@@ -456,11 +498,37 @@ url_path(CURLU *h, struct pep_url *u, struct pep_err *e)
 		r = pep_errf(e, EINVAL, "URL path has an encoded dot segment");
 	if (q != NULL)
 		*q = '?';
+	if (r == 0) {
+		u->match = url_merge_slashes(u->path);
+		if (u->match == NULL)
+			r = pep_errf(e, ENOMEM, "out of memory");
+	}
 out:
 	free(joined);
 	curl_free(path);
 	curl_free(query);
 	return r;
+}
+
+/* scheme://host[:port]path, the port only when not the default. */
+static int
+url_string(struct pep_url *u, struct pep_err *e)
+{
+	int ipv6 = strchr(u->host, ':') != NULL, n;
+	int dflt = u->port == (strcmp(u->scheme, "https") == 0 ? 443 : 80);
+	size_t len = strlen(u->host) + strlen(u->path) + 32;
+	char port[8] = "";
+
+	u->url = malloc(len);
+	if (u->url == NULL)
+		return pep_errf(e, ENOMEM, "out of memory");
+	if (!dflt)
+		snprintf(port, sizeof(port), ":%d", u->port);
+	n = snprintf(u->url, len, "%s://%s%s%s%s%s", u->scheme,
+	    ipv6 ? "[" : "", u->host, ipv6 ? "]" : "", port, u->path);
+	if (n < 0 || (size_t)n >= len)
+		return pep_errf(e, EINVAL, "URL too long");
+	return 0;
 }
 
 int
@@ -484,6 +552,8 @@ url_parse(const char *url, struct pep_url *u, struct pep_err *e)
 		r = url_host_port(h, u, e);
 	if (r == 0)
 		r = url_path(h, u, e);
+	if (r == 0)
+		r = url_string(u, e);
 out:
 	curl_url_cleanup(h);
 	if (r < 0)
@@ -497,5 +567,9 @@ url_free(struct pep_url *u)
 	if (u == NULL)
 		return;
 	free(u->path);
+	free(u->match);
+	free(u->url);
 	u->path = NULL;
+	u->match = NULL;
+	u->url = NULL;
 }

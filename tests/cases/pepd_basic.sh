@@ -11,7 +11,7 @@ if [ -z "${PEPD_NS:-}" ]; then skip "needs unshare -m -n"; done_testing; exit; f
 pepd_ns_setup
 
 # ---- CLI -------------------------------------------------------------
-expect_eq "--version" "$("$PEPD" --version)" "pepd 0.1.0"
+expect_eq "--version" "$("$PEPD" --version)" "pepd 0.2.0"
 check "--help lists --listen" sh -c "'$PEPD' --help | grep -q -- --listen"
 "$PEPD" --bogus >/dev/null 2>&1
 expect_eq "unknown option exits 2" "$?" "2"
@@ -112,24 +112,28 @@ fi
 
 # ---- audit -------------------------------------------------------------
 wait_lines "$PEP_TMP/audit.jsonl" "$n"
-expect_eq "one audit line per request" \
-    "$(wc -l <"$PEP_TMP/audit.jsonl" | tr -d ' ')" "$n"
+answered_of "$PEP_TMP/audit.jsonl" >"$PEP_TMP/answered.jsonl"
+expect_eq "one answered audit line per request" \
+    "$(wc -l <"$PEP_TMP/answered.jsonl" | tr -d ' ')" "$n"
+expect_eq "one decided line per fetch, written before it" \
+    "$(jq -c 'select(.event == "decided")' "$PEP_TMP/audit.jsonl" |
+    wc -l | tr -d ' ')" "$n"
 check "every audit line is JSON with the documented fields" sh -c "jq -e -s '
     all(.[]; has(\"time\") and has(\"id\") and has(\"peer\") and
     has(\"method\") and has(\"url\") and has(\"host\") and has(\"ip\") and
     has(\"decision\") and has(\"rule\") and has(\"status\") and
     has(\"bytes_in\") and has(\"bytes_out\") and has(\"dns_ms\") and
     has(\"connect_ms\") and has(\"total_ms\") and has(\"error\"))' \
-    '$PEP_TMP/audit.jsonl'"
+    '$PEP_TMP/answered.jsonl'"
 check "audit time is RFC 3339 UTC with ms" sh -c "jq -e -s 'all(.[];
     .time | test(\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\\\.[0-9]{3}Z$\"))' \
-    '$PEP_TMP/audit.jsonl'"
+    '$PEP_TMP/answered.jsonl'"
 expect_eq "audit records the resolved IP and the POST size" \
     "$(jq -r 'select(.method == "POST") | "\(.ip) \(.bytes_out)"' \
-    "$PEP_TMP/audit.jsonl")" "127.0.0.1 300000"
+    "$PEP_TMP/answered.jsonl")" "127.0.0.1 300000"
 expect_eq "audit records the 10 MiB response size" \
     "$(jq -r 'select(.url | endswith("big.bin")) | .bytes_in' \
-    "$PEP_TMP/audit.jsonl")" "10485760"
+    "$PEP_TMP/answered.jsonl")" "10485760"
 
 # ---- reload without the test CA: HTTPS is no longer trusted ------------
 cat >"$PEP_TMP/pepd.json" <<EOF
@@ -157,6 +161,6 @@ expect_eq "env mode: allowed host on loopback is ssrf_blocked" \
 expect_eq "env mode: other hosts are denied" \
     "$(code_of -u "http://denied.test/")" "denied_by_policy"
 pepd_stop
-expect_eq "env mode: audit log written" \
-    "$(wc -l <"$PEP_TMP/env.jsonl" | tr -d ' ')" "2"
+expect_eq "env mode: audit log written" "$(answered_count "$PEP_TMP/env.jsonl")" \
+    "2"
 done_testing

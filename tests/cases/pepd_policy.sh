@@ -160,8 +160,8 @@ expect_eq "OPA true allows" \
     "$(code_of -u "http://allowed.test:$P/a?q=1" -H "X-Tag: t")" "status 200"
 expect_eq "OPA input carries method, host, port, path, headers" \
     "$(tail -1 "$PEP_TMP/opa.hits" | jfield '.input |
-    "\(.method) \(.scheme) \(.host) \(.port) \(.path) \(.headers["x-tag"])"')" \
-    "GET http allowed.test $P /a t"
+    "\(.method) \(.scheme) \(.host) \(.port) \(.path) \(.query) \(.headers["x-tag"])"')" \
+    "GET http allowed.test $P /a q=1 t"
 expect_eq "OPA {allow:false} denies, rule opa" \
     "$(code_of -u "http://denied.test:$P/")" "denied_by_policy"
 expect_eq "audit rule is opa" "$(audit_last .rule)" "opa"
@@ -170,12 +170,15 @@ expect_eq "OPA undefined result is policy_unavailable" \
 expect_eq "OPA non-boolean result is policy_unavailable" \
     "$(code_of -u "http://other.test:$P/")" "policy_unavailable"
 before=$(wc -l <"$PEP_TMP/opa.hits")
-code_of -u "http://allowed.test:$P/a?q=2" >/dev/null
-expect_eq "cached decision: OPA not asked again" \
+code_of -u "http://allowed.test:$P/a?q=1" -H "X-Tag: t" >/dev/null
+expect_eq "cached decision: the same request does not ask OPA again" \
     "$(wc -l <"$PEP_TMP/opa.hits")" "$before"
+code_of -u "http://allowed.test:$P/a?q=2" -H "X-Tag: t" >/dev/null
+expect_eq "...another query (OPA sees it) does" \
+    "$(wc -l <"$PEP_TMP/opa.hits")" "$((before + 1))"
 kill "$OPA_PID"; wait "$OPA_PID" 2>/dev/null
 expect_eq "OPA down: cached decision still applies" \
-    "$(code_of -u "http://allowed.test:$P/a")" "status 200"
+    "$(code_of -u "http://allowed.test:$P/a?q=1" -H "X-Tag: t")" "status 200"
 expect_eq "OPA down: new decision fails closed" \
     "$(code_of -u "http://allowed.test:$P/b")" "policy_unavailable"
 pepd_stop

@@ -48,8 +48,8 @@ answer(const uint8_t *payload, size_t len, const struct pep_limits *lim)
 		if (r.method == NULL || r.url == NULL ||
 		    r.nheaders > lim->max_headers)
 			abort();
-		rc = proto_response(200, r.headers, r.nheaders, r.body,
-		    r.body_len, &f);
+		rc = proto_response(200, r.headers, r.nheaders, r.headers,
+		    r.nheaders > 2 ? 2 : r.nheaders, r.body, r.body_len, &f);
 		proto_request_free(&r);
 	}
 	if (rc == -ENOMEM)

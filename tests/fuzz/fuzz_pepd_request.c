@@ -4,8 +4,10 @@
  * body, parsed back with cJSON: the header values must come back byte
  * for byte (ISO-8859-1 on the wire) and the body through base64. The
  * request URL goes through url_parse; a URL that parses must be stable
- * (its normalised form parses to the same scheme, host, port and path,
- * and host_normalize leaves the host alone) and gets a policy decision.
+ * (its normalised URL string parses to the same scheme, host, port, path,
+ * match form and string, host_normalize leaves the host alone, the path
+ * has only bytes allowed raw), its OPA input (the decision cache key) is
+ * valid UTF-8 JSON, and it gets a policy decision.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "../../common/base64.h"
+#include "../../common/utf8.h"
 #include "../../pepd/pepd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -65,7 +68,7 @@ check_response(const struct pep_request *r)
 	size_t i, blen;
 	int rc;
 
-	rc = proto_response(200, r->headers, r->nheaders, r->body,
+	rc = proto_response(200, r->headers, r->nheaders, NULL, 0, r->body,
 	    r->body_len, &f);
 	if (rc == -ENOMEM)
 		return;
@@ -93,35 +96,64 @@ check_response(const struct pep_request *r)
 	free(f.data);
 }
 
+/* What may appear raw in a normalised path: RFC 3986 pchar, '/', '?'. */
 static void
-check_url(const char *method, const char *url)
+check_path_bytes(const char *p)
+{
+	for (; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
+		    strchr("\"<>\\^`{|}#[]", *p) != NULL)
+			abort();
+}
+
+/* OPA's input (and decision cache key) is valid UTF-8 JSON. */
+static void
+check_opa_input(const struct pep_request *r, const struct pep_url *u)
+{
+	struct preq q;
+	cJSON *j;
+	char *in;
+
+	memset(&q, 0, sizeof(q));
+	q.r = *r;
+	q.u = *u;
+	in = opa_input(&q);
+	if (in == NULL)
+		return;
+	j = cJSON_Parse(in);
+	if (j == NULL || !utf8_valid(in, strlen(in)) ||
+	    !cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(j,
+	    "input"), "url")))
+		abort();
+	cJSON_Delete(j);
+	free(in);
+}
+
+static void
+check_url(const struct pep_request *r)
 {
 	struct policy_decision d;
 	struct pep_url u, v;
-	char host[URL_HOSTMAX], *again;
-	size_t n;
+	char host[URL_HOSTMAX];
 
-	if (url_parse(url, &u, NULL) < 0)
+	if (url_parse(r->url, &u, NULL) < 0)
 		return;
 	if (u.path == NULL || u.path[0] != '/' || u.port < 1 ||
 	    u.port > 65535 || host_normalize(u.host, host, sizeof(host)) < 0 ||
-	    strcmp(host, u.host) != 0)
+	    strcmp(host, u.host) != 0 || u.match == NULL || u.url == NULL ||
+	    strlen(u.match) > strlen(u.path))
 		abort();
-	n = strlen(u.scheme) + strlen(u.host) + strlen(u.path) + 16;
-	again = malloc(n);
-	if (again != NULL) {
-		snprintf(again, n, u.host_is_ip && strchr(u.host, ':') ?
-		    "%s://[%s]:%d%s" : "%s://%s:%d%s", u.scheme, u.host,
-		    u.port, u.path);
-		if (url_parse(again, &v, NULL) < 0 ||
-		    strcmp(u.scheme, v.scheme) != 0 ||
-		    strcmp(u.host, v.host) != 0 || u.port != v.port ||
-		    u.host_is_ip != v.host_is_ip || strcmp(u.path, v.path))
-			abort();
-		url_free(&v);
-		free(again);
-	}
-	policy_decide(fuzz_policy, method, &u, &d);
+	check_path_bytes(u.path);
+	/* the normalised URL is a fixed point */
+	if (url_parse(u.url, &v, NULL) < 0 ||
+	    strcmp(u.scheme, v.scheme) != 0 || strcmp(u.host, v.host) != 0 ||
+	    u.port != v.port || u.host_is_ip != v.host_is_ip ||
+	    strcmp(u.path, v.path) != 0 || strcmp(u.match, v.match) != 0 ||
+	    strcmp(u.url, v.url) != 0)
+		abort();
+	url_free(&v);
+	check_opa_input(r, &u);
+	policy_decide(fuzz_policy, r->method, &u, &d);
 	if (d.rule == NULL || d.would_deny)
 		abort();
 	url_free(&u);
@@ -145,7 +177,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	check_response(&r);
-	check_url(r.method, r.url);
+	check_url(&r);
 	proto_request_free(&r);
 	return 0;
 }

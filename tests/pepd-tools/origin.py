@@ -13,6 +13,13 @@ Paths: /            "hello from origin"
        /headers     the request headers as JSON
        /gzip        a gzip-encoded body ("hello gzip" decoded)
        /hop         hop-by-hop response headers plus X-Kept
+       /path...     the request target as the origin saw it (any path
+                    starting with /path)
+       /raw/NAME    a hand-written response (RAW below): bare CR, obs-fold,
+                    chunked trailers, NUL in a header value
+
+  --log F appends "METHOD TARGET" per request to F; --host :: listens on
+  every IPv6 and IPv4 address.
 """
 import argparse
 import gzip
@@ -27,6 +34,17 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PAGE = (b"<!doctype html><title>pep</title>" + b"x" * 990 + b"\n")[:1024]
+RAW = {
+    "bare-cr": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+               b"X-Evil: a\rInjected: yes\r\nX-Ok: 1\r\n\r\nhi\n",
+    "obs-fold": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                b"X-Fold: a\r\n  b\r\n\tc\r\nX-Ok: 1\r\n\r\nhi\n",
+    "trailers": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                b"Trailer: X-Trailer\r\nX-Ok: 1\r\n\r\n"
+                b"3\r\nhi\n\r\n0\r\nX-Trailer: t\r\n\r\n",
+    "nul": b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+           b"X-Nul: a\x00b\r\nX-Ok: 1\r\n\r\nhi\n",
+}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -58,6 +76,15 @@ class Handler(BaseHTTPRequestHandler):
         u = urllib.parse.urlsplit(self.path)
         p = u.path
         data = self.body()
+        if self.server.log:
+            with open(self.server.log, "a") as f:
+                f.write("%s %s\n" % (self.command, self.path))
+        if p.startswith("/raw/") and p[5:] in RAW:
+            self.close_connection = True
+            self.wfile.write(RAW[p[5:]])
+            return None
+        if p.startswith("/path"):
+            return self.send(200, self.path.encode("latin-1"))
         if p == "/echo":
             return self.send(200, data, "application/octet-stream",
                              [("X-Method", self.command)])
@@ -97,6 +124,14 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
@@ -104,9 +139,11 @@ def main():
     ap.add_argument("--portfile")
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--dir", default=".")
+    ap.add_argument("--log")
     a = ap.parse_args()
-    srv = Server((a.host, a.port), Handler)
+    srv = (Server6 if ":" in a.host else Server)((a.host, a.port), Handler)
     srv.dir = a.dir
+    srv.log = a.log
     if a.tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(a.tls[0], a.tls[1])

@@ -4,7 +4,8 @@
 # pepd_ns_setup): only loopback exists, /etc/hosts maps the test names to
 # 127.0.0.1 and DNS points nowhere, so no test traffic leaves the machine.
 
-PEPD=$TOP/$BUILD/pepd
+# PEPD_BIN runs the cases against another pepd (the branch base, say).
+PEPD=${PEPD_BIN:-$TOP/$BUILD/pepd}
 PEPC=$TOP/$BUILD/pep-client
 PEPLOAD=$TOP/$BUILD/pep-load
 ORIGIN=$TOP/tests/pepd-tools/origin.py
@@ -69,10 +70,12 @@ origin_start() {
 }
 
 # pepd_start CONFIG [pepd args]: pepd on tcp:127.0.0.1:5001 (PEPD_PID).
+# PEPD_PREFIX is a command that execs pepd (prlimit --nofile=64:64, say).
 PEPD_ADDR=tcp:127.0.0.1:5001
+PEPD_PREFIX=
 pepd_start() {
 	_pl_c=$1; shift
-	ASAN_OPTIONS=$PEPD_ASAN "$PEPD" --config "$_pl_c" \
+	ASAN_OPTIONS=$PEPD_ASAN $PEPD_PREFIX "$PEPD" --config "$_pl_c" \
 	    --listen "$PEPD_ADDR" "$@" 2>>"$PEP_TMP/pepd.log" &
 	PEPD_PID=$!
 	bg_track $PEPD_PID
@@ -151,3 +154,26 @@ code_of() {
 
 # audit_last FILTER: the filter applied to the last audit line.
 audit_last() { tail -1 "$PEP_TMP/audit.jsonl" | jfield "$1"; }
+
+# jsonl_valid FILE: every line is one JSON value, the text strict UTF-8
+# (Python's decoder; jq would quietly replace bad bytes), the file ends
+# with a newline.
+jsonl_valid() {
+	python3 - "$1" <<-'PYEOF'
+	import json, sys
+	data = open(sys.argv[1], "rb").read()
+	if data and not data.endswith(b"\n"):
+	    sys.exit("no newline at the end: a cut line")
+	for n, line in enumerate(data.splitlines(), 1):
+	    try:
+	        json.loads(line.decode("utf-8", "strict"))
+	    except Exception as e:
+	        sys.exit("line %d: %s: %r" % (n, e, line[:120]))
+	PYEOF
+}
+
+# answered_of FILE: the "answered" audit lines (one per request; an allowed
+# request also has a "decided" line, written before its fetch).
+answered_of() { jq -c 'select(.event != "decided")' "$1"; }
+# answered_count FILE: how many.
+answered_count() { answered_of "$1" | wc -l | tr -d ' '; }

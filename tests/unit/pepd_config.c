@@ -1,6 +1,7 @@
 /*
  * config.c: tests/data/pepd/config/good-*.json load (good-full.json is
- * checked value by value), every bad-NAME.json fails with exactly
+ * checked value by value, good-minimal.json against the defaults), every
+ * bad-NAME.json fails with exactly
  * "PATH: " + the line in bad-NAME.err, and config_from_env reads
  * PEP_ALLOWED_DOMAINS and PEP_AUDIT_LOG.
  */
@@ -40,8 +41,11 @@ check_full(const struct pepd_config *c)
 	tap_ok(l->max_frame == 1048576 && l->max_headers == 64 &&
 	    l->max_header_bytes == 32768 && l->max_response == 8388608 &&
 	    l->max_queue == 8 && l->max_concurrent == 100 &&
-	    l->connect_timeout_ms == 2000 && l->total_timeout_ms == 30000,
-	    "full: limits");
+	    l->connect_timeout_ms == 2000 && l->total_timeout_ms == 30000 &&
+	    l->max_connections == 2000 &&
+	    l->max_connections_per_client == 100 &&
+	    l->idle_timeout_ms == 30000, "full: limits");
+	tap_ok(strcmp(c->user, "nobody") == 0, "full: user");
 	tap_ok(strcmp(c->metrics, "127.0.0.1:9464") == 0 &&
 	    c->shutdown_grace_ms == 1000 &&
 	    strcmp(c->ca_file, "/dev/null") == 0, "full: the rest");
@@ -53,19 +57,21 @@ check_defaults(const struct pepd_config *c)
 	struct pep_limits d;
 
 	limits_default(&d);
-	tap_ok(c->nlisten == 0 && c->audit_path == NULL &&
+	tap_ok(c->nlisten == 0 && c->user == NULL &&
+	    strcmp(c->audit_path, "/var/log/pepd/audit.jsonl") == 0 &&
 	    c->audit_fsync == AUDIT_FSYNC_INTERVAL &&
 	    c->audit_fsync_interval_ms == 1000 && c->opa.url == NULL &&
 	    c->metrics == NULL && c->ca_file == NULL &&
 	    c->shutdown_grace_ms == 5000 &&
 	    memcmp(&c->limits, &d, sizeof(d)) == 0 && c->policy != NULL &&
 	    c->policy->nallow == 0 && c->policy->mode == POLICY_ENFORCE,
-	    "empty: defaults");
+	    "minimal: defaults");
 	tap_ok(d.max_frame == 16u << 20 && d.max_headers == 128 &&
 	    d.max_header_bytes == 65536 && d.max_response == 64u << 20 &&
 	    d.max_queue == 16 && d.max_concurrent == 512 &&
-	    d.connect_timeout_ms == 10000 && d.total_timeout_ms == 60000,
-	    "limits_default matches pepd.h");
+	    d.connect_timeout_ms == 10000 && d.total_timeout_ms == 60000 &&
+	    d.max_connections == 4096 && d.max_connections_per_client == 1024 &&
+	    d.idle_timeout_ms == 60000, "limits_default matches pepd.h");
 }
 
 static void
@@ -79,7 +85,7 @@ good(const char *path, const char *name)
 		return;
 	if (strcmp(name, "good-full.json") == 0)
 		check_full(c);
-	if (strcmp(name, "good-empty.json") == 0)
+	if (strcmp(name, "good-minimal.json") == 0)
 		check_defaults(c);
 	config_free(c);
 }
@@ -140,6 +146,8 @@ files(const char *dir)
 static void
 odd_files(const char *dir)
 {
+	static const char memfd_cfg[] =
+	    "{\"metrics\":\"[::1]:9\",\"audit\":{\"path\":\"/a\"}}";
 	struct pepd_config *c = NULL;
 	struct pep_err e = { 0, "" };
 	char path[64];
@@ -151,7 +159,8 @@ odd_files(const char *dir)
 	tap_ok(config_load(dir, &c, &e) < 0 && strstr(e.msg,
 	    "not a regular file") != NULL, "a directory (%s)", e.msg);
 	fd = memfd_create("cfg", 0);
-	if (fd < 0 || write(fd, "{\"metrics\":\"[::1]:9\"}", 21) != 21) {
+	if (fd < 0 || write(fd, memfd_cfg, strlen(memfd_cfg)) !=
+	    (ssize_t)strlen(memfd_cfg)) {
 		tap_ok(0, "memfd");
 		return;
 	}
@@ -173,8 +182,13 @@ from_env(void)
 
 	unsetenv("PEP_ALLOWED_DOMAINS");
 	unsetenv("PEP_AUDIT_LOG");
+	c = (struct pepd_config *)1;
+	tap_ok(config_from_env(&c, &e) < 0 && c == NULL && strcmp(e.msg,
+	    "PEP_AUDIT_LOG: required (pepd serves no request unaudited)") ==
+	    0, "env: no PEP_AUDIT_LOG (%s)", e.msg);
+	setenv("PEP_AUDIT_LOG", "/tmp/audit.jsonl", 1);
 	tap_ok(config_from_env(&c, &e) == 0 && c->policy->nallow == 0 &&
-	    c->audit_path == NULL && c->nlisten == 0, "env: nothing set");
+	    c->nlisten == 0, "env: only PEP_AUDIT_LOG set");
 	config_free(c);
 	setenv("PEP_ALLOWED_DOMAINS", "example.com *.example.org", 1);
 	setenv("PEP_AUDIT_LOG", "/tmp/audit.jsonl", 1);

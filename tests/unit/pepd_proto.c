@@ -1,7 +1,8 @@
 /*
  * proto.c and common/base64.c: base64 vectors (tests/data/pepd/base64.tsv),
- * request parsing (requests.tsv), and response/refusal frames, which are
- * parsed back with cJSON and checked field by field.
+ * request parsing (requests.tsv, where "\xNN" is a raw byte), and
+ * response/refusal frames, which are parsed back with cJSON and checked
+ * field by field.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -152,6 +153,7 @@ requests_file(const char *dir)
 			continue;
 		}
 		*tab++ = '\0';
+		unescape(tab);	/* "\xNN": raw bytes (invalid UTF-8) */
 		request_line(line, tab, &l);
 	}
 	fclose(fp);
@@ -216,7 +218,7 @@ response_frames(void)
 	cJSON *j, *hs;
 	int rc;
 
-	rc = proto_response(200, h, 4, body, sizeof(body), &f);
+	rc = proto_response(200, h, 4, NULL, 0, body, sizeof(body), &f);
 	j = rc == 0 ? frame_json(&f) : NULL;
 	if (!tap_ok(j != NULL, "response frame is valid JSON")) {
 		free(f.data);
@@ -233,18 +235,29 @@ response_frames(void)
 	    "header value escaped; byte 0xe9 is U+00E9");
 	tap_ok(strcmp(cJSON_GetArrayItem(cJSON_GetArrayItem(hs, 3), 1)->
 	    valuestring, "b=2") == 0, "repeated Set-Cookie kept");
+	tap_ok(cJSON_GetObjectItem(j, "trailers") == NULL,
+	    "no trailers: no \"trailers\" member");
 	cJSON_Delete(j);
 	free(f.data);
-	rc = proto_response(204, NULL, 0, NULL, 0, &f);
+	rc = proto_response(200, h, 1, h + 1, 2, body, sizeof(body), &f);
+	j = rc == 0 ? frame_json(&f) : NULL;
+	tap_ok(j != NULL && cJSON_GetArraySize(cJSON_GetObjectItem(j,
+	    "headers")) == 1 && cJSON_GetArraySize(cJSON_GetObjectItem(j,
+	    "trailers")) == 2 && strcmp(cJSON_GetArrayItem(cJSON_GetArrayItem(
+	    cJSON_GetObjectItem(j, "trailers"), 1), 1)->valuestring, "a=1") ==
+	    0, "trailers come apart from the headers");
+	cJSON_Delete(j);
+	free(f.data);
+	rc = proto_response(204, NULL, 0, NULL, 0, NULL, 0, &f);
 	j = rc == 0 ? frame_json(&f) : NULL;
 	tap_ok(j != NULL && strcmp(cJSON_GetObjectItem(j, "body_base64")->
 	    valuestring, "") == 0 && cJSON_GetArraySize(
 	    cJSON_GetObjectItem(j, "headers")) == 0, "empty 204 response");
 	cJSON_Delete(j);
 	free(f.data);
-	tap_ok(proto_response(99, NULL, 0, NULL, 0, &f) < 0 &&
+	tap_ok(proto_response(99, NULL, 0, NULL, 0, NULL, 0, &f) < 0 &&
 	    f.data == NULL, "status 99 refused");
-	tap_ok(proto_response(1000, NULL, 0, NULL, 0, &f) < 0,
+	tap_ok(proto_response(1000, NULL, 0, NULL, 0, NULL, 0, &f) < 0,
 	    "status 1000 refused");
 }
 
@@ -259,7 +272,7 @@ big_response(void)
 	if (body == NULL)
 		return;
 	memset(body, 0xab, n);
-	j = proto_response(200, NULL, 0, body, n, &f) == 0 ?
+	j = proto_response(200, NULL, 0, NULL, 0, body, n, &f) == 0 ?
 	    frame_json(&f) : NULL;
 	tap_ok(j != NULL && strlen(cJSON_GetObjectItem(j, "body_base64")->
 	    valuestring) == 4u << 20, "3 MiB body is 4 MiB of base64");
@@ -275,7 +288,7 @@ refusal_frames(void)
 	cJSON *j, *err;
 	int c, ok = 0;
 
-	for (c = PEP_DENIED_BY_POLICY; c <= PEP_POLICY_UNAVAILABLE; c++) {
+	for (c = PEP_DENIED_BY_POLICY; c <= PEP_CODE_LAST; c++) {
 		if (proto_refusal((enum pep_code)c, "why \"not\"\n", &f) < 0)
 			continue;
 		j = frame_json(&f);
@@ -288,13 +301,24 @@ refusal_frames(void)
 		cJSON_Delete(j);
 		free(f.data);
 	}
-	tap_ok(ok == 8, "a refusal frame for each of the 8 codes");
+	tap_ok(ok == 9, "a refusal frame for each of the 9 codes");
+	tap_ok(proto_refusal(PEP_BAD_REQUEST, "caf\xc3\xa9 \xff", &f) == 0,
+	    "a message with invalid UTF-8");
+	j = frame_json(&f);
+	err = cJSON_GetObjectItem(j, "error");
+	tap_ok(err != NULL && strcmp(cJSON_GetObjectItem(err, "message")->
+	    valuestring, "caf\xc3\xa9 \xef\xbf\xbd") == 0,
+	    "...keeps UTF-8, makes the bad byte U+FFFD");
+	cJSON_Delete(j);
+	free(f.data);
 	tap_ok(proto_refusal(PEP_OK, "x", &f) < 0, "PEP_OK is no refusal");
 	tap_ok(proto_refusal((enum pep_code)42, "x", &f) < 0,
 	    "unknown code refused");
 	tap_ok(proto_refusal(PEP_TIMEOUT, NULL, &f) == 0, "NULL message");
 	free(f.data);
-	tap_ok(strcmp(pep_code_name(PEP_SSRF_BLOCKED), "ssrf_blocked") == 0 &&
+	tap_ok(strcmp(pep_code_name(PEP_AUDIT_UNAVAILABLE),
+	    "audit_unavailable") == 0 &&
+	    strcmp(pep_code_name(PEP_SSRF_BLOCKED), "ssrf_blocked") == 0 &&
 	    strcmp(pep_code_name(PEP_OVERLOADED), "overloaded") == 0 &&
 	    strcmp(pep_code_name(PEP_OK), "") == 0, "pep_code_name");
 }

@@ -51,7 +51,8 @@ classify_file(const char *dir)
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (tap_split(line, f, MAXF) != 2 || to_sa(f[0], &ss, &len) < 0) {
+		if (tap_split(line, f, MAXF) != 2 ||
+		    to_sa(f[0], &ss, &len) < 0) {
 			tap_ok(0, "bad data line '%s'", f[0]);
 			continue;
 		}
@@ -98,9 +99,11 @@ allow_file(const char *dir)
 	struct sockaddr_storage ss;
 	struct cidr allow[16];
 	char line[512], *f[MAXF];
+	struct cidr own[16];
 	const char *got;
 	socklen_t len;
-	size_t n;
+	size_t n, nown;
+	int k;
 	FILE *fp;
 
 	fp = tap_open_data(dir, "pepd", "ssrf_allow.tsv");
@@ -109,15 +112,19 @@ allow_file(const char *dir)
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (tap_split(line, f, MAXF) != 3 || to_sa(f[1], &ss, &len) < 0) {
+		k = tap_split(line, f, MAXF);
+		if ((k != 3 && k != 4) || to_sa(f[1], &ss, &len) < 0) {
 			tap_ok(0, "bad data line '%s'", f[0]);
 			continue;
 		}
-		n = parse_allow(f[0], allow, 16);
+		n = strcmp(f[0], "-") == 0 ? 0 : parse_allow(f[0], allow, 16);
+		nown = k == 4 ? parse_allow(f[3], own, 16) : 0;
 		got = ssrf_class_name(ssrf_check((struct sockaddr *)&ss, len,
-		    allow, n));
-		tap_ok(strcmp(got, f[2]) == 0, "allow %s: %s is %s (got %s)",
-		    f[0], f[1], f[2], got);
+		    allow, n, own, nown));
+		tap_ok(strcmp(got, f[2]) == 0,
+		    "allow %s%s%s: %s is %s (got %s)", f[0],
+		    k == 4 ? ", own " : "", k == 4 ? f[3] : "", f[1], f[2],
+		    got);
 	}
 	fclose(fp);
 }
@@ -166,10 +173,10 @@ odd_inputs(void)
 	su.fam = AF_UNIX;
 	tap_ok(ssrf_classify((struct sockaddr *)&su, sizeof(su)) ==
 	    SSRF_BAD_ADDRESS, "AF_UNIX is a bad address");
-	tap_ok(ssrf_check((struct sockaddr *)&su, sizeof(su), NULL, 0) ==
-	    SSRF_BAD_ADDRESS, "AF_UNIX never passes the check");
+	tap_ok(ssrf_check((struct sockaddr *)&su, sizeof(su), NULL, 0, NULL,
+	    0) == SSRF_BAD_ADDRESS, "AF_UNIX never passes the check");
 	cidr_parse("0.0.0.0/0", &c);
-	tap_ok(ssrf_check((struct sockaddr *)&su, sizeof(su), &c, 1) ==
+	tap_ok(ssrf_check((struct sockaddr *)&su, sizeof(su), &c, 1, &c, 1) ==
 	    SSRF_BAD_ADDRESS, "an allow-all list does not pass AF_UNIX");
 	tap_ok(strcmp(ssrf_class_name((enum ssrf_class)99), "bad-address") ==
 	    0, "unknown class name");

@@ -1,6 +1,6 @@
 /*
  * url.c: every line of tests/data/pepd/url.tsv through url_parse and of
- * host.tsv through host_normalize.
+ * host.tsv through host_normalize; the URL string and the match form.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +104,32 @@ edges(void)
 	tap_ok(1, "url_free accepts NULL and an empty url");
 }
 
+/* The URL string (audit, OPA, fetch) and the form rules match. */
+static void
+forms(void)
+{
+	static const char *const t[][3] = {
+		{ "HTTP://EX.com:80//a//b/?c//d", "http://ex.com//a//b/?c//d",
+		    "/a/b/?c//d" },
+		{ "https://ex.com:8443/x", "https://ex.com:8443/x", "/x" },
+		{ "http://[::1]/caf\xc3\xa9", "http://[::1]/caf%C3%A9",
+		    "/caf%C3%A9" },
+		{ "http://ex.com", "http://ex.com/", "/" },
+	};
+	struct pep_url u;
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (!tap_ok(url_parse(t[i][0], &u, NULL) == 0, "'%s' parses",
+		    t[i][0]))
+			continue;
+		tap_ok(strcmp(u.url, t[i][1]) == 0 &&
+		    strcmp(u.match, t[i][2]) == 0, "'%s': url %s, match %s "
+		    "(got %s, %s)", t[i][0], t[i][1], t[i][2], u.url, u.match);
+		url_free(&u);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -111,6 +137,7 @@ main(int argc, char **argv)
 
 	url_file(dir);
 	host_file(dir);
+	forms();
 	edges();
 	return tap_done();
 }
