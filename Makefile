@@ -221,6 +221,7 @@ check-fast: all guest
 # --- fuzzing (clang libFuzzer) ----------------------------------------
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined \
+	-Wall -Wextra -Werror -Wno-unused-parameter \
 	-fno-sanitize-recover=undefined \
 	$(CPPFLAGS) $(BAKE_CFLAGS)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../bake/edit.h"
+#include "../../bake/openrc.h"
 #include "../../bake/recipe.h"
 
 #define NAME	"fuzz.json"
