@@ -213,7 +213,7 @@ check: deps
 	$(MAKE) guest
 	$(MAKE) BUILD=build-asan SAN=1 all
 	$(MAKE) fuzz-brief
-	sh tests/run.sh
+	PEP_STRICT=1 sh tests/run.sh
 
 check-fast: all guest
 	PEP_NO_ASAN=1 PEP_NO_FUZZ=1 sh tests/run.sh

@@ -4,9 +4,16 @@
 # build (build-asan). Prints a closing "N passed, N failed" line.
 #   PEP_NO_ASAN=1  skip the sanitizer pass
 #   PEP_ONLY=glob  run only cases whose file name matches glob
+#   PEP_STRICT=1   (set by make check, and by CI=true) a SKIP fails the
+#                  case unless its reason matches tests/skips.allow
+# A case passes only if it exits 0, prints no "not ok", calls no missing
+# command, and prints a TAP plan ("1..N") that matches the checks it ran.
 set -u
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP" || exit 1
+STRICT=${PEP_STRICT:-}
+[ "${CI:-}" = true ] && STRICT=1
+ALLOW=$TOP/tests/skips.allow
 # pep-bake installs pexi-boot from the guest directory make guest builds
 # (the sanitizer build has none of its own).
 export PEP_GUEST_DIR="${PEP_GUEST_DIR:-$TOP/build/guest}"
@@ -14,6 +21,43 @@ passed=0
 failed=0
 skipped=0
 failures=""
+
+# tap_plan LOG: 1 (and a not ok line) if the plan is missing or does
+# not match the checks counted, else 0.
+tap_plan() {
+	_n=$(grep -Ec '^(not )?ok ' "$1")
+	_plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$1" | tail -1)
+	if [ -z "$_plan" ]; then
+		echo "not ok - no TAP plan (1..N): the case stopped early" >>"$1"
+	elif [ "$_plan" -ne "$_n" ]; then
+		echo "not ok - the plan says $_plan checks, $_n ran" >>"$1"
+	else
+		echo 0; return
+	fi
+	echo 1
+}
+
+# tap_skips LOG: under PEP_STRICT, the SKIPs whose reason no line of
+# tests/skips.allow matches (each becomes a not ok line), else 0.
+tap_skips() {
+	[ -n "$STRICT" ] || { echo 0; return; }
+	_bad=0
+	sed -n 's/^ok [0-9]* - # SKIP //p' "$1" >"$1.skips"
+	while IFS= read -r _why; do
+		grep -v '^#' "$ALLOW" | grep -v '^$' >"$1.allow"
+		_hit=0
+		while IFS= read -r _re; do
+			printf '%s\n' "$_why" | grep -Eq -- "$_re" && _hit=1
+		done <"$1.allow"
+		if [ "$_hit" -eq 0 ]; then
+			_bad=$((_bad + 1))
+			echo "not ok - SKIP not allowed (tests/skips.allow): $_why" \
+			    >>"$1"
+		fi
+	done <"$1.skips"
+	rm -f "$1.skips" "$1.allow"
+	echo "$_bad"
+}
 
 run_one() {	# name, command...
 	name=$1; shift
@@ -29,6 +73,7 @@ run_one() {	# name, command...
 	if grep -Eq '^[^ #]*\.sh: ([0-9]+: |line [0-9]+: )?[^ ]+: (command )?not found$' "$log"; then
 		f=$((f + 1)); echo "not ok - a command was not found" >>"$log"
 	fi
+	f=$((f + $(tap_plan "$log") + $(tap_skips "$log")))
 	passed=$((passed + p - s)); skipped=$((skipped + s))
 	failed=$((failed + f))
 	if [ "$f" -gt 0 ]; then
