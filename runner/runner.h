@@ -111,11 +111,26 @@ struct ev_handler {
 	void *arg;
 };
 
+/*
+ * Work queued to run after the current batch of events (and before the
+ * next wait returns more): how a handler that used up its budget lets
+ * the other fds run and then continues.
+ */
+struct ev_work {
+	struct ev_work *next;
+	void (*cb)(void *arg);
+	void *arg;
+	int queued;
+};
+
 int ev_init(void);
 int ev_add(struct ev_handler *h, uint32_t events);
 int ev_mod(struct ev_handler *h, uint32_t events);
 void ev_del(struct ev_handler *h);
+void ev_work_queue(struct ev_work *w);
+void ev_work_cancel(struct ev_work *w);
 int ev_run_once(int timeout_ms);
+uint64_t ev_now_ms(void);
 
 /* --- qmp.c ----------------------------------------------------------- */
 int qmp_powerdown(const char *path);
