@@ -193,6 +193,7 @@ struct vu_dev {
 	int fds[VU_MAX_REGIONS];
 	unsigned nfds;
 	uint32_t last_req;		/* for error messages */
+	const char *why;		/* and what was wrong, if known */
 	/* reply */
 	uint8_t reply[VU_HDR_SIZE + VU_MAX_PAYLOAD];
 	size_t reply_len;

@@ -265,8 +265,9 @@ sock_read(void *arg, uint32_t events)
 		sock_close(v);
 		v->failed = 2;
 	} else if (r < 0) {
-		log_warnx("vhost-user-vsock: request %u from QEMU failed",
-		    v->vu.last_req);
+		log_warnx("vhost-user-vsock: request %u from QEMU failed%s%s",
+		    v->vu.last_req, v->vu.why != NULL ? ": " : "",
+		    v->vu.why != NULL ? v->vu.why : "");
 		vsock_fail(v, "bad message from QEMU", r);
 		sock_close(v);
 	}
