@@ -41,6 +41,7 @@ struct run_opts {
 	const char *vsock_socket;	/* host-initiated CONNECT socket */
 	unsigned bridge_port;		/* endpoint: TCP 127.0.0.1:port */
 	unsigned vsock_port;		/* guest-side port for the endpoint */
+	unsigned socket_mode;		/* of the sockets pep-run creates */
 	unsigned cpus;
 	uint64_t memory;		/* bytes */
 	unsigned stop_timeout;		/* seconds, SIGTERM -> kill */
@@ -301,6 +302,13 @@ struct vsock_conn {
 	size_t cmd_len;
 };
 
+/* A unix socket pep-run bound: removed at exit only if still ours. */
+struct vsock_sockname {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+};
+
 struct vsock_dev {
 	struct vu_dev vu;
 	const struct run_opts *o;
@@ -308,7 +316,7 @@ struct vsock_dev {
 	struct ev_handler sock_ev;	/* the vhost-user connection */
 	struct ev_handler kick_ev[2];	/* rx, tx */
 	struct ev_handler cmd_ev;	/* host-initiated CONNECT socket */
-	char *listen_path;
+	struct vsock_sockname listen_name, cmd_name;
 	struct vsock_conn *conns;
 	struct vsock_pkt *ctl_head, *ctl_tail;
 	uint32_t next_port;
@@ -323,7 +331,9 @@ void vsock_free(struct vsock_dev *v);
 int vsock_listen(struct vsock_dev *v, const char *path, struct pep_err *e);
 int vsock_tx_process(struct vsock_dev *v);
 int vsock_rx_process(struct vsock_dev *v);
-int listen_unix(const char *path);
+int listen_unix(const char *path, unsigned mode, struct vsock_sockname *n,
+    struct pep_err *e);
+void sockname_unlink(struct vsock_sockname *n);
 void fd_nonblock(int fd);
 
 /* vsock_conn.c */

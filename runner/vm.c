@@ -353,9 +353,7 @@ teardown(struct vm *vm)
 		kill(vm->virtiofsd, SIGTERM);
 		waitpid(vm->virtiofsd, NULL, 0);
 	}
-	vsock_free(vm->vsock);
-	if (vm->vsock != NULL && vm->o->vsock_socket != NULL)
-		unlink(vm->o->vsock_socket);
+	vsock_free(vm->vsock);	/* removes the sockets it made, if still its */
 	paths_free(vm);
 }
 

@@ -634,10 +634,10 @@ cmd_accept(void *arg, uint32_t events)
 int
 vsock_cmd_listen(struct vsock_dev *v, const char *path, struct pep_err *e)
 {
-	int fd = listen_unix(path);
+	int fd = listen_unix(path, v->o->socket_mode, &v->cmd_name, e);
 
 	if (fd < 0)
-		return pep_errf(e, fd, "%s: cannot listen", path);
+		return fd;
 	v->cmd_ev.fd = fd;
 	v->cmd_ev.cb = cmd_accept;
 	v->cmd_ev.arg = v;
@@ -652,4 +652,5 @@ vsock_cmd_close(struct vsock_dev *v)
 	ev_del(&v->cmd_ev);
 	close(v->cmd_ev.fd);
 	v->cmd_ev.fd = -1;
+	sockname_unlink(&v->cmd_name);
 }

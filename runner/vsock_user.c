@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -31,26 +32,97 @@ fd_nonblock(int fd)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-int
-listen_unix(const char *path)
+/*
+ * Only a socket is ever replaced, and only a stale one: a path holding
+ * anything else, or a socket someone still listens on, is refused.
+ */
+static int
+path_free(const char *path, const struct sockaddr_un *sa)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
 	int fd, r;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 64) < 0) {
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	if (r == 0 || errno == EAGAIN)
+		r = -EADDRINUSE;
+	else if (errno == ECONNREFUSED)
+		r = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	else
 		r = -errno;
-		close(fd);
-		return r;
+	close(fd);
+	return r;
+}
+
+/*
+ * Listen on a unix socket created with exactly mode (not the umask's
+ * idea); n remembers which inode is ours for sockname_unlink.
+ */
+int
+listen_unix(const char *path, unsigned mode, struct vsock_sockname *n,
+    struct pep_err *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd = -1, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return pep_errf(e, ENAMETOOLONG, "%s: path too long", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	r = path_free(path, &sa);
+	if (r == -EEXIST)
+		return pep_errf(e, r, "%s: exists and is not a socket: "
+		    "not replaced", path);
+	if (r == -EADDRINUSE)
+		return pep_errf(e, r, "%s: another process listens there",
+		    path);
+	if (r < 0)
+		return pep_errf(e, r, "%s: %s", path, pep_strerror(r));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return pep_errf(e, errno, "%s: socket", path);
+	old = umask(0777 & ~(mode_t)mode);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || lstat(path, &st) < 0 || listen(fd, 64) < 0) {
+		r = pep_errf(e, errno, "%s: cannot listen: %s", path,
+		    strerror(errno));
+		goto out;
 	}
+	n->path = strdup(path);
+	if (n->path == NULL) {
+		unlink(path);
+		r = pep_errf(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	n->dev = st.st_dev;
+	n->ino = st.st_ino;
 	return fd;
+out:
+	close(fd);
+	return r;
+}
+
+/* Remove the socket we bound, if the path still names it. */
+void
+sockname_unlink(struct vsock_sockname *n)
+{
+	struct stat st;
+
+	if (n->path == NULL)
+		return;
+	if (lstat(n->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_dev == n->dev && st.st_ino == n->ino)
+		unlink(n->path);
+	free(n->path);
+	n->path = NULL;
 }
 
 static void
@@ -167,9 +239,7 @@ vsock_free(struct vsock_dev *v)
 		ev_del(&v->listen_ev);
 		close(v->listen_ev.fd);
 	}
-	if (v->listen_path != NULL)
-		unlink(v->listen_path);
-	free(v->listen_path);
+	sockname_unlink(&v->listen_name);
 	free(v);
 }
 
@@ -298,11 +368,10 @@ listen_accept(void *arg, uint32_t events)
 int
 vsock_listen(struct vsock_dev *v, const char *path, struct pep_err *e)
 {
-	int fd = listen_unix(path);
+	int fd = listen_unix(path, v->o->socket_mode, &v->listen_name, e);
 
 	if (fd < 0)
-		return pep_errf(e, fd, "%s: cannot listen", path);
-	v->listen_path = strdup(path);
+		return fd;
 	v->listen_ev.fd = fd;
 	v->listen_ev.cb = listen_accept;
 	v->listen_ev.arg = v;
