@@ -268,6 +268,15 @@ void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t *b);
 #define VSOCK_BUF_ALLOC	(256 * 1024)	/* our per-connection buffer */
 #define VSOCK_MAX_PKT	(64 * 1024)
 
+/*
+ * Limits on what the guest can make pep-run do (pep-run(1), LIMITS).
+ * Per slice of work on a virtqueue, as the kernel's vhost-vsock
+ * (VHOST_VSOCK_PKT_WEIGHT, VHOST_VSOCK_WEIGHT): then the rest of the
+ * ring waits until every other ready fd had its turn.
+ */
+#define VSOCK_PKT_WEIGHT	256
+#define VSOCK_BYTE_WEIGHT	(512 * 1024)
+
 struct vsock_pkt {		/* a queued header-only packet */
 	struct vsock_pkt *next;
 	struct vsock_hdr h;
@@ -316,9 +325,12 @@ struct vsock_dev {
 	struct ev_handler sock_ev;	/* the vhost-user connection */
 	struct ev_handler kick_ev[2];	/* rx, tx */
 	struct ev_handler cmd_ev;	/* host-initiated CONNECT socket */
+	struct ev_work tx_work, rx_work;	/* the rest of a ring */
 	struct vsock_sockname listen_name, cmd_name;
 	struct vsock_conn *conns;
 	struct vsock_pkt *ctl_head, *ctl_tail;
+	unsigned ctl_n;			/* queued control packets */
+	int tx_stalled;			/* until ctl_n < the tx ring size */
 	uint32_t next_port;
 	int failed;			/* 1: protocol error, 2: QEMU left */
 	uint8_t pkt[VSOCK_HDR_SIZE + VSOCK_MAX_PKT];	/* to the guest */

@@ -110,6 +110,7 @@ ctl_queue(struct vsock_dev *v, const struct vsock_hdr *h)
 	else
 		v->ctl_head = p;
 	v->ctl_tail = p;
+	v->ctl_n++;
 }
 
 static void
@@ -442,8 +443,14 @@ vsock_guest_pkt(struct vsock_dev *v, const struct vsock_hdr *h,
 {
 	struct vsock_conn *c;
 
-	if (h->dst_cid != RUN_HOST_CID || h->src_cid != v->vu.guest_cid ||
-	    h->type != VSOCK_TYPE_STREAM) {
+	/* misaddressed: dropped, never answered (the kernel does the same) */
+	if (h->dst_cid != RUN_HOST_CID || h->src_cid != v->vu.guest_cid) {
+		log_debug("vsock: dropping a packet from CID %llu to %llu",
+		    (unsigned long long)h->src_cid,
+		    (unsigned long long)h->dst_cid);
+		return;
+	}
+	if (h->type != VSOCK_TYPE_STREAM) {
 		reply_rst(v, h);
 		return;
 	}
@@ -542,6 +549,8 @@ vsock_close_all(struct vsock_dev *v)
 		free(p);
 	}
 	v->ctl_tail = NULL;
+	v->ctl_n = 0;
+	v->tx_stalled = 0;
 }
 
 /* "CONNECT <port>\n" from a host client; anything else closes it. */

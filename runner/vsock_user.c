@@ -163,6 +163,22 @@ kick_tx(void *arg, uint32_t events)
 	vsock_rx_process(v);
 }
 
+/* The rest of a ring, after the other ready fds had their turn. */
+static void
+tx_more(void *arg)
+{
+	struct vsock_dev *v = arg;
+
+	vsock_tx_process(v);
+	vsock_rx_process(v);
+}
+
+static void
+rx_more(void *arg)
+{
+	vsock_rx_process(arg);
+}
+
 static void
 queue_start(struct vu_dev *d, unsigned q)
 {
@@ -213,6 +229,10 @@ vsock_new(const struct run_opts *o)
 	v->o = o;
 	v->listen_ev.fd = v->sock_ev.fd = v->cmd_ev.fd = -1;
 	v->kick_ev[0].fd = v->kick_ev[1].fd = -1;
+	v->tx_work.cb = tx_more;
+	v->tx_work.arg = v;
+	v->rx_work.cb = rx_more;
+	v->rx_work.arg = v;
 	return v;
 }
 
@@ -240,6 +260,8 @@ vsock_free(struct vsock_dev *v)
 		close(v->listen_ev.fd);
 	}
 	sockname_unlink(&v->listen_name);
+	ev_work_cancel(&v->tx_work);
+	ev_work_cancel(&v->rx_work);
 	free(v);
 }
 
@@ -378,15 +400,32 @@ vsock_listen(struct vsock_dev *v, const char *path, struct pep_err *e)
 	return ev_add(&v->listen_ev, EPOLLIN);
 }
 
+/*
+ * The guest's packets, a slice at a time (VSOCK_PKT_WEIGHT packets or
+ * VSOCK_BYTE_WEIGHT bytes, then the rest waits for the other fds). As
+ * the kernel's vhost_vsock_more_replies: while as many control packets
+ * wait for rx buffers as the tx ring holds, tx is not read at all, so a
+ * guest that posts no rx buffers stalls itself, not pep-run's memory.
+ */
 int
 vsock_tx_process(struct vsock_dev *v)
 {
 	struct virtq *q = &v->vu.vq[VQ_TX];
 	struct vsock_hdr h;
 	struct vq_chain ch;
+	size_t bytes = 0;
+	unsigned pkts = 0;
 	int r;
 
 	while (q->started && v->failed == 0) {
+		if (v->ctl_n >= q->num) {
+			v->tx_stalled = 1;	/* rx_ctl restarts us */
+			break;
+		}
+		if (pkts >= VSOCK_PKT_WEIGHT || bytes >= VSOCK_BYTE_WEIGHT) {
+			ev_work_queue(&v->tx_work);
+			break;
+		}
 		r = virtq_pop(q, &v->vu.mem, &ch);
 		if (r < 0) {
 			vsock_fail(v, "tx descriptor", r);
@@ -412,6 +451,8 @@ vsock_tx_process(struct vsock_dev *v)
 		    h.len);
 		vsock_guest_pkt(v, &h, v->tx + VSOCK_HDR_SIZE);
 		virtq_push(q, ch.head, 0);
+		pkts++;
+		bytes += VSOCK_HDR_SIZE + h.len;
 	}
 	virtq_notify(q);
 	return 0;
@@ -437,11 +478,17 @@ rx_ctl(struct vsock_dev *v, struct virtq *q)
 	if (v->ctl_head == NULL)
 		v->ctl_tail = NULL;
 	free(p);
+	v->ctl_n--;
+	if (v->tx_stalled && v->ctl_n < v->vu.vq[VQ_TX].num) {
+		v->tx_stalled = 0;
+		ev_work_queue(&v->tx_work);
+	}
 	return 1;
 }
 
 static int
-rx_data(struct vsock_dev *v, struct virtq *q, struct vsock_conn *c)
+rx_data(struct vsock_dev *v, struct virtq *q, struct vsock_conn *c,
+    size_t *bytes)
 {
 	struct vq_chain ch;
 	uint32_t len;
@@ -457,24 +504,34 @@ rx_data(struct vsock_dev *v, struct virtq *q, struct vsock_conn *c)
 		return 2;
 	}
 	virtq_push(q, ch.head, len);
+	*bytes += len;
 	return 1;
 }
 
+/* Control packets first, then host bytes round robin; a slice at a time. */
 int
 vsock_rx_process(struct vsock_dev *v)
 {
 	struct virtq *q = &v->vu.vq[VQ_RX];
 	struct vsock_conn *c;
+	uint16_t used = q->used_idx;
+	size_t bytes = 0;
 	int r = 0;
 
 	while (q->started && v->failed == 0) {
+		if ((uint16_t)(q->used_idx - used) >= VSOCK_PKT_WEIGHT ||
+		    bytes >= VSOCK_BYTE_WEIGHT) {
+			ev_work_queue(&v->rx_work);
+			break;
+		}
 		if (v->ctl_head != NULL) {
 			r = rx_ctl(v, q);
+			bytes += VSOCK_HDR_SIZE;
 		} else {
 			c = vsock_next_rx(v);
 			if (c == NULL)
 				break;
-			r = rx_data(v, q, c);
+			r = rx_data(v, q, c, &bytes);
 		}
 		if (r <= 0)
 			break;
