@@ -21,7 +21,7 @@ enum {
 	OPT_SEED = 256, OPT_EFI, OPT_SHARED, OPT_VPORT, OPT_BRIDGE, OPT_PEPD,
 	OPT_VSOCKSOCK, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_SNAPSHOT,
 	OPT_CONSOLE, OPT_ARCH, OPT_QEMU, OPT_PRINT, OPT_ACCEL, OPT_VSOCK,
-	OPT_STOP, OPT_SOCKMODE
+	OPT_STOP, OPT_MAXCONNS, OPT_SOCKMODE
 };
 
 /* One table drives getopt_long and --help (common/cli.h). */
@@ -48,6 +48,8 @@ static const struct cli_option run_options[] = {
 	  "PATH", "host-initiated: \"CONNECT P\\n\" reaches guest port P" },
 	{ "vsock", required_argument, OPT_VSOCK, "MODE",
 	  "auto, kernel (vhost-vsock), user (built-in) or none" },
+	{ "vsock-max-conns", required_argument, OPT_MAXCONNS, "N",
+	  "vsock connections open at once, each way (256)" },
 	{ "socket-mode", required_argument, OPT_SOCKMODE, "MODE",
 	  "octal mode of the sockets pep-run creates (0600)" },
 	{ "kernel", required_argument, OPT_KERNEL, "FILE",
@@ -172,6 +174,8 @@ parse_opt(struct run_cli *c, int ch, const char *arg)
 	case OPT_QEMU: o->qemu = arg; break;
 	case OPT_STOP: o->stop_timeout = parse_uint(arg, 0, 3600,
 	    "invalid --stop-timeout '%s'"); break;
+	case OPT_MAXCONNS: o->vsock_max_conns = parse_uint(arg, 1,
+	    VSOCK_MAX_CONNS_LIMIT, "invalid --vsock-max-conns '%s'"); break;
 	case OPT_SOCKMODE: o->socket_mode = parse_mode(arg); break;
 	case OPT_PRINT: o->print_cmdline = 1; break;
 	case OPT_ACCEL:
@@ -234,6 +238,7 @@ main(int argc, char **argv)
 	c.o.cpus = 2;
 	c.o.memory = 1ULL << 30;
 	c.o.vsock_port = 5000;
+	c.o.vsock_max_conns = VSOCK_MAX_CONNS;
 	c.o.socket_mode = 0600;
 	c.o.stop_timeout = 30;
 	c.o.arch = run_host_arch();

@@ -227,12 +227,21 @@ vsock_new(const struct run_opts *o)
 		return NULL;
 	vu_init(&v->vu, &vsock_vu_ops, v);
 	v->o = o;
-	v->listen_ev.fd = v->sock_ev.fd = v->cmd_ev.fd = -1;
+	v->listen_ev.fd = v->sock_ev.fd = v->cmd_ev.fd = v->tick_ev.fd = -1;
 	v->kick_ev[0].fd = v->kick_ev[1].fd = -1;
 	v->tx_work.cb = tx_more;
 	v->tx_work.arg = v;
 	v->rx_work.cb = rx_more;
 	v->rx_work.arg = v;
+	v->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (v->spare_fd < 0 || vsock_tick_open(v) < 0) {
+		log_warn("vsock: spare fd, timerfd");
+		if (v->spare_fd >= 0)
+			close(v->spare_fd);
+		free(v);
+		return NULL;
+	}
+	vsock_caps(v);
 	return v;
 }
 
@@ -254,14 +263,21 @@ vsock_free(struct vsock_dev *v)
 	if (v == NULL)
 		return;
 	sock_close(v);
+	vsock_close_all(v);	/* host clients even if QEMU never came */
 	vsock_cmd_close(v);
 	if (v->listen_ev.fd >= 0) {
 		ev_del(&v->listen_ev);
 		close(v->listen_ev.fd);
 	}
 	sockname_unlink(&v->listen_name);
+	vsock_tick_close(v);
 	ev_work_cancel(&v->tx_work);
 	ev_work_cancel(&v->rx_work);
+	if (v->spare_fd >= 0)
+		close(v->spare_fd);
+	if (v->refused > 0)
+		log_info("vsock: %llu guest connections were refused at the "
+		    "cap of %u", (unsigned long long)v->refused, v->max_guest);
 	free(v);
 }
 
@@ -373,6 +389,9 @@ listen_accept(void *arg, uint32_t events)
 
 	(void)events;
 	fd = accept4(v->listen_ev.fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+		vsock_accept_shed(v, &v->listen_ev, &v->listen_resume,
+		    "vhost-user");
 	if (fd < 0)
 		return;
 	if (v->sock_ev.fd >= 0) {
