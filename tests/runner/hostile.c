@@ -7,6 +7,7 @@
  * a QMP server) and a malicious guest writing rings and packets itself.
  * One case per run, from the environment:
  *   HOSTILE_CASE  replies | conncap | backlog | budget | memtable | idle
+ *                 | perf (not hostile: a fast guest, to time pep-run alone)
  *   HOSTILE_OUT   file for the results: "ok - ...", "not ok - ...", "# ..."
  *   HOSTILE_EP    the endpoint's unix socket (hostile serves it)
  *   HOSTILE_CMD   pep-run's --vsock-socket, for a host client
@@ -446,6 +447,8 @@ tx_put(const struct vsock_hdr *h, const void *payload)
 	return 0;
 }
 
+static uint32_t guest_fwd;	/* bytes the guest took from its rx ring */
+
 static void
 pkt(struct vsock_hdr *h, uint16_t op, uint32_t sport, uint32_t dport)
 {
@@ -457,6 +460,7 @@ pkt(struct vsock_hdr *h, uint16_t op, uint32_t sport, uint32_t dport)
 	h->type = VSOCK_TYPE_STREAM;
 	h->op = op;
 	h->buf_alloc = 64 * 1024;
+	h->fwd_cnt = guest_fwd;
 }
 
 /* Send one packet, waiting (and pumping) for a free tx slot. */
@@ -1028,6 +1032,101 @@ case_memtable(void)
 	say("# pep-run %s", getppid() == pp ? "did not stop us" : "is gone");
 }
 
+/* ---- case: perf ---------------------------------------------------- */
+
+static int perf_up;
+static uint32_t host_fwd;	/* pep-run's fwd_cnt: guest bytes it wrote */
+
+static void
+perf_rx(const struct vsock_hdr *h, const uint8_t *p)
+{
+	(void)p;
+	if (h->dst_port != 50000)
+		return;
+	if (h->op == VSOCK_OP_RESPONSE)
+		perf_up = 1;
+	if (h->op == VSOCK_OP_RW)
+		guest_fwd += h->len;
+	host_fwd = h->fwd_cnt;
+}
+
+/* Echo what the endpoint has; the bytes read (-1: closed). */
+static long
+ep_echo(int fd, int echo)
+{
+	static uint8_t buf[65536];
+	long total = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		total += n;
+		if (echo && write(fd, buf, (size_t)n) != n)
+			return -1;
+	}
+	return n == 0 ? -1 : total;
+}
+
+/*
+ * pep-run alone, with a guest much faster than a TCG one: 64-byte round
+ * trips through an echo endpoint, then guest-to-host bytes within the
+ * credit pep-run grants. Prints "# perf: ..." for bench-vsock.sh.
+ */
+static void
+case_perf(void)
+{
+	const unsigned rtts = 20000, chunk = 4096;
+	const uint64_t bulk = 256u << 20;
+	uint8_t data[4096];
+	struct vsock_hdr h;
+	uint64_t t0, sent = 0, got = 0;
+	double rtt_us, mibs;
+	unsigned i;
+	long n;
+	int e = -1;
+
+	memset(data, 'p', sizeof(data));
+	H.ep = unix_sock(H.ep_path, 1, 16);
+	vu_setup(256, 256, MEM_SIZE, 0);
+	H.on_rx = perf_rx;
+	rx_posting = 1;
+	rx_post();
+	tx_send(VSOCK_OP_REQUEST, 50000, EP_PORT, NULL, 0);
+	wait_for(&perf_up, 3000);
+	for (t0 = ms(); e < 0 && ms() - t0 < 3000; pump(1))
+		e = accept4(H.ep, NULL, NULL, SOCK_NONBLOCK);
+	if (!perf_up || e < 0)
+		die("perf: no connection");
+	t0 = ms();
+	for (i = 0; i < rtts; i++) {
+		tx_send(VSOCK_OP_RW, 50000, EP_PORT, data, 64);
+		while (guest_fwd < 64u * (i + 1)) {
+			ep_echo(e, 1);
+			pump(0);
+		}
+	}
+	rtt_us = (double)(ms() - t0) * 1000.0 / rtts;
+	t0 = ms();
+	sent = 64u * rtts;	/* what host_fwd counts from */
+	while (got < bulk) {
+		while (sent < 64u * rtts + bulk && tx_free() > 0 &&
+		    (uint32_t)(sent - host_fwd) + chunk <= VSOCK_BUF_ALLOC) {
+			pkt(&h, VSOCK_OP_RW, 50000, EP_PORT);
+			h.len = chunk;
+			tx_put(&h, data);
+			sent += chunk;
+		}
+		kick(&H.q[1]);
+		n = ep_echo(e, 0);
+		if (n < 0)
+			die("perf: the endpoint connection closed");
+		got += (uint64_t)n;
+		pump(0);
+	}
+	mibs = (double)bulk / 1048576.0 / ((double)(ms() - t0 + 1) / 1000.0);
+	say("# perf: rtt %.1f us, guest->host %.1f MiB/s", rtt_us, mibs);
+	close(e);
+}
+
 static void
 case_idle(void)
 {
@@ -1068,6 +1167,8 @@ main(int argc, char **argv)
 		case_memtable();
 	else if (strcmp(c, "idle") == 0)
 		case_idle();
+	else if (strcmp(c, "perf") == 0 && H.ep_path)
+		case_perf();
 	else
 		return 2;
 	say("done");
