@@ -118,6 +118,13 @@ $(RUN_LIB): $(RUN_LIB_OBJ)
 $(BUILD)/pep-run: $(BUILD)/runner/pep-run.o $(RUN_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^
 
+# The hostile-guest harness (tests/cases/run_hostile.sh): pep-run runs it
+# as its QEMU. It links the runner library for the packet format.
+all: $(BUILD)/hostile
+
+$(BUILD)/hostile: tests/runner/hostile.c $(RUN_LIB) runner/runner.h
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(RUN_LIB) $(LDFLAGS) -pthread
+
 $(PEPD_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(PEPD_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(PEPD_LIB) $(LDFLAGS) $(PEPD_LIBS)

@@ -1,7 +1,9 @@
 /*
- * Listeners: "tcp:HOST:PORT", "unix:PATH", "vsock:PORT". One ops table
- * row per kind opens the socket and names peers and clients; accepting
- * is common, and so are the caps: a connection over max_connections
+ * Listeners: "tcp:HOST:PORT", "unix:PATH[,mode=OCTAL]", "vsock:PORT". One
+ * ops table row per kind opens the socket and names peers and clients;
+ * accepting is common. A unix socket gets exactly its mode (0600 unless
+ * given), never the umask's; only a socket is ever removed at its path.
+ * The caps are common too: a connection over max_connections
  * (bounded by RLIMIT_NOFILE, so descriptors never run out) or over
  * max_connections_per_client is taken anyway and answered overloaded
  * (conn.c). Should accept(2) still find no descriptor, a reserve one is
@@ -31,6 +33,7 @@
 #define ACCEPT_BACKOFF_MS 100
 #define ACCEPT_BATCH 256
 #define FD_HEADROOM 32	/* the parent's own descriptors, with room */
+#define UNIX_MODE 0600
 
 static int
 sock_listen(int fd, const struct sockaddr *sa, socklen_t len)
@@ -121,23 +124,51 @@ tcp_peer(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
 		snprintf(out, outlen, "%s:%s", host, port);
 }
 
+/* "PATH" or "PATH,mode=OCTAL" (at most 0777): the path and the mode. */
+static int
+unix_spec(const char *arg, char *path, size_t len, mode_t *mode)
+{
+	const char *m = strstr(arg, ",mode=");
+	size_t n = m != NULL ? (size_t)(m - arg) : strlen(arg);
+	unsigned long v = UNIX_MODE;
+	char *end;
+
+	if (m != NULL) {
+		errno = 0;
+		v = strtoul(m + 6, &end, 8);
+		if (errno != 0 || end == m + 6 || *end != '\0' ||
+		    m[6] == '-' || v > 0777)
+			return -EINVAL;
+	}
+	if (n == 0 || n >= len)
+		return -EINVAL;
+	memcpy(path, arg, n);
+	path[n] = '\0';
+	*mode = (mode_t)v;
+	return 0;
+}
+
 static int
 unix_open(const char *arg, struct pep_err *e)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
+	mode_t mode, old;
 	int fd, r;
 
-	if (strlen(arg) >= sizeof(sun.sun_path) || *arg == '\0')
-		return pep_errf(e, PEP_EUSAGE, "unix:%s: bad path", arg);
-	memcpy(sun.sun_path, arg, strlen(arg) + 1);
-	if (lstat(arg, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(arg);
+	if (unix_spec(arg, sun.sun_path, sizeof(sun.sun_path), &mode) < 0)
+		return pep_errf(e, PEP_EUSAGE, "unix:%s: bad path or mode",
+		    arg);
+	if (lstat(sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(sun.sun_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return pep_errf(e, errno, "unix:%s: socket: %s", arg,
 		    strerror(errno));
+	/* bind creates the socket 0777 & ~umask: make that exactly mode */
+	old = umask(0777 & ~mode);
 	r = sock_listen(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
 	if (r < 0) {
 		close(fd);
 		return pep_errf(e, r, "unix:%s: %s", arg, strerror(-r));
@@ -361,6 +392,8 @@ listener_open(struct pepd *s, const char *spec, struct listener *l,
     struct pep_err *e)
 {
 	const char *colon = strchr(spec, ':');
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	mode_t mode;
 	size_t i, n;
 	int fd, r;
 
@@ -379,8 +412,9 @@ listener_open(struct pepd *s, const char *spec, struct listener *l,
 	l->ops = &listen_kinds[i];
 	l->ev.fd = fd;
 	l->ev.fn = on_accept;
-	if (strcmp(l->ops->kind, "unix") == 0)
-		l->path = strdup(colon + 1);
+	if (strcmp(l->ops->kind, "unix") == 0 &&
+	    unix_spec(colon + 1, path, sizeof(path), &mode) == 0)
+		l->path = strdup(path);
 	r = ev_add(s, &l->ev, EPOLLIN);
 	if (r < 0)
 		return pep_errf(e, r, "%s: epoll: %s", spec, strerror(-r));
@@ -391,13 +425,16 @@ listener_open(struct pepd *s, const char *spec, struct listener *l,
 void
 listener_close(struct pepd *s, struct listener *l)
 {
+	struct stat st;
+
 	if (l->ev.fd < 0)
 		return;
 	ev_del(s, &l->ev);
 	close(l->ev.fd);
 	l->ev.fd = -1;
-	if (l->path != NULL)
-		unlink(l->path);
+	if (l->path != NULL && lstat(l->path, &st) == 0 &&
+	    S_ISSOCK(st.st_mode))
+		unlink(l->path);	/* not what replaced our socket */
 	free(l->path);
 	l->path = NULL;
 }

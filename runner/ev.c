@@ -1,9 +1,12 @@
 /*
  * The one event loop: epoll, level-triggered, a callback per fd. Signals
- * arrive through a signalfd registered like any other fd.
+ * arrive through a signalfd registered like any other fd. Work queued
+ * with ev_work_queue runs after the batch it was queued in, so a handler
+ * with more to do than its budget yields to every other ready fd first.
  */
 #include <errno.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runner.h"
@@ -17,6 +20,9 @@ static int ev_fd = -1;
  */
 static struct epoll_event *ev_batch;
 static int ev_batch_next, ev_batch_n;
+
+static struct ev_work *work_head, *work_tail;
+static unsigned work_n;
 
 int
 ev_init(void)
@@ -65,7 +71,71 @@ ev_del(struct ev_handler *h)
 			ev_batch[i].data.ptr = NULL;
 }
 
-/* Run the callbacks of one epoll_wait; returns how many ran or -errno. */
+uint64_t
+ev_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void
+ev_work_queue(struct ev_work *w)
+{
+	if (w->queued)
+		return;
+	w->queued = 1;
+	w->next = NULL;
+	if (work_tail != NULL)
+		work_tail->next = w;
+	else
+		work_head = w;
+	work_tail = w;
+	work_n++;
+}
+
+void
+ev_work_cancel(struct ev_work *w)
+{
+	struct ev_work **pp, *prev = NULL;
+
+	if (!w->queued)
+		return;
+	for (pp = &work_head; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != w)
+			continue;
+		*pp = w->next;
+		if (work_tail == w)
+			work_tail = prev;
+		work_n--;
+		break;
+	}
+	w->queued = 0;
+	w->next = NULL;
+}
+
+/*
+ * Run as many items as were queued before this call: work queued by these
+ * callbacks waits for the next round, after the next batch of events.
+ */
+static void
+work_run(void)
+{
+	struct ev_work *w;
+	unsigned n = work_n;
+
+	while (n-- > 0 && work_head != NULL) {
+		w = work_head;
+		ev_work_cancel(w);
+		w->cb(w->arg);
+	}
+}
+
+/*
+ * Run the callbacks of one epoll_wait, then the queued work (and never
+ * sleep while work is queued); returns how many fds were ready or -errno.
+ */
 int
 ev_run_once(int timeout_ms)
 {
@@ -73,6 +143,8 @@ ev_run_once(int timeout_ms)
 	struct ev_handler *h;
 	int i, n;
 
+	if (work_head != NULL)
+		timeout_ms = 0;
 	n = epoll_wait(ev_fd, ev, 32, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -85,5 +157,6 @@ ev_run_once(int timeout_ms)
 			h->cb(h->arg, ev[i].events);
 	}
 	ev_batch = NULL;
+	work_run();
 	return n;
 }

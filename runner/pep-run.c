@@ -21,7 +21,7 @@ enum {
 	OPT_SEED = 256, OPT_EFI, OPT_SHARED, OPT_VPORT, OPT_BRIDGE, OPT_PEPD,
 	OPT_VSOCKSOCK, OPT_KERNEL, OPT_INITRD, OPT_APPEND, OPT_SNAPSHOT,
 	OPT_CONSOLE, OPT_ARCH, OPT_QEMU, OPT_PRINT, OPT_ACCEL, OPT_VSOCK,
-	OPT_STOP
+	OPT_STOP, OPT_MAXCONNS, OPT_SOCKMODE
 };
 
 /* One table drives getopt_long and --help (common/cli.h). */
@@ -48,6 +48,10 @@ static const struct cli_option run_options[] = {
 	  "PATH", "host-initiated: \"CONNECT P\\n\" reaches guest port P" },
 	{ "vsock", required_argument, OPT_VSOCK, "MODE",
 	  "auto, kernel (vhost-vsock), user (built-in) or none" },
+	{ "vsock-max-conns", required_argument, OPT_MAXCONNS, "N",
+	  "vsock connections open at once, each way (256)" },
+	{ "socket-mode", required_argument, OPT_SOCKMODE, "MODE",
+	  "octal mode of the sockets pep-run creates (0600)" },
 	{ "kernel", required_argument, OPT_KERNEL, "FILE",
 	  "boot this kernel directly" },
 	{ "initrd", required_argument, OPT_INITRD, "FILE",
@@ -108,6 +112,22 @@ parse_uint(const char *s, unsigned long lo, unsigned long hi,
 	return (unsigned)v;
 }
 
+/* An octal mode for a socket: 0600, 660, 0; never setuid and the like. */
+static unsigned
+parse_mode(const char *s)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 8);
+	if (errno != 0 || end == s || *end != '\0' || s[0] == '-' ||
+	    v > 0777)
+		usage_error("invalid --socket-mode '%s' (octal, at most 0777)",
+		    s);
+	return (unsigned)v;
+}
+
 static int
 lookup(const char *s, const char *const *names)
 {
@@ -154,6 +174,9 @@ parse_opt(struct run_cli *c, int ch, const char *arg)
 	case OPT_QEMU: o->qemu = arg; break;
 	case OPT_STOP: o->stop_timeout = parse_uint(arg, 0, 3600,
 	    "invalid --stop-timeout '%s'"); break;
+	case OPT_MAXCONNS: o->vsock_max_conns = parse_uint(arg, 1,
+	    VSOCK_MAX_CONNS_LIMIT, "invalid --vsock-max-conns '%s'"); break;
+	case OPT_SOCKMODE: o->socket_mode = parse_mode(arg); break;
 	case OPT_PRINT: o->print_cmdline = 1; break;
 	case OPT_ACCEL:
 		v = lookup(arg, accel);
@@ -215,6 +238,8 @@ main(int argc, char **argv)
 	c.o.cpus = 2;
 	c.o.memory = 1ULL << 30;
 	c.o.vsock_port = 5000;
+	c.o.vsock_max_conns = VSOCK_MAX_CONNS;
+	c.o.socket_mode = 0600;
 	c.o.stop_timeout = 30;
 	c.o.arch = run_host_arch();
 	parse_args(&c, argc, argv);

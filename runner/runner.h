@@ -41,6 +41,8 @@ struct run_opts {
 	const char *vsock_socket;	/* host-initiated CONNECT socket */
 	unsigned bridge_port;		/* endpoint: TCP 127.0.0.1:port */
 	unsigned vsock_port;		/* guest-side port for the endpoint */
+	unsigned vsock_max_conns;	/* per direction; 0: the default */
+	unsigned socket_mode;		/* of the sockets pep-run creates */
 	unsigned cpus;
 	uint64_t memory;		/* bytes */
 	unsigned stop_timeout;		/* seconds, SIGTERM -> kill */
@@ -111,11 +113,26 @@ struct ev_handler {
 	void *arg;
 };
 
+/*
+ * Work queued to run after the current batch of events (and before the
+ * next wait returns more): how a handler that used up its budget lets
+ * the other fds run and then continues.
+ */
+struct ev_work {
+	struct ev_work *next;
+	void (*cb)(void *arg);
+	void *arg;
+	int queued;
+};
+
 int ev_init(void);
 int ev_add(struct ev_handler *h, uint32_t events);
 int ev_mod(struct ev_handler *h, uint32_t events);
 void ev_del(struct ev_handler *h);
+void ev_work_queue(struct ev_work *w);
+void ev_work_cancel(struct ev_work *w);
 int ev_run_once(int timeout_ms);
+uint64_t ev_now_ms(void);
 
 /* --- qmp.c ----------------------------------------------------------- */
 int qmp_powerdown(const char *path);
@@ -178,6 +195,7 @@ struct vu_dev {
 	int fds[VU_MAX_REGIONS];
 	unsigned nfds;
 	uint32_t last_req;		/* for error messages */
+	const char *why;		/* and what was wrong, if known */
 	/* reply */
 	uint8_t reply[VU_HDR_SIZE + VU_MAX_PAYLOAD];
 	size_t reply_len;
@@ -251,6 +269,22 @@ void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t *b);
 #define VSOCK_BUF_ALLOC	(256 * 1024)	/* our per-connection buffer */
 #define VSOCK_MAX_PKT	(64 * 1024)
 
+/*
+ * Limits on what the guest can make pep-run do (pep-run(1), LIMITS).
+ * Per slice of work on a virtqueue, as the kernel's vhost-vsock
+ * (VHOST_VSOCK_PKT_WEIGHT, VHOST_VSOCK_WEIGHT): then the rest of the
+ * ring waits until every other ready fd had its turn.
+ */
+#define VSOCK_PKT_WEIGHT	256
+#define VSOCK_BYTE_WEIGHT	(512 * 1024)
+#define VSOCK_MAX_CONNS		256	/* default, each direction */
+#define VSOCK_MAX_CONNS_LIMIT	65536
+#define VSOCK_FD_SPARE		64	/* fds kept out of the caps */
+#define VSOCK_CONNECT_TIMEOUT_MS 2000	/* endpoint accept, guest answer */
+#define VSOCK_ACCEPT_BACKOFF_MS	100	/* after EMFILE/ENFILE */
+#define VSOCK_BURST_MS		1000	/* cap refusals apart: a new burst */
+#define VSOCK_TICK_MS		50	/* timer, while something waits */
+
 struct vsock_pkt {		/* a queued header-only packet */
 	struct vsock_pkt *next;
 	struct vsock_hdr h;
@@ -259,6 +293,7 @@ struct vsock_pkt {		/* a queued header-only packet */
 enum vsock_state {
 	VSOCK_CMD = 0,		/* host side: reading "CONNECT P\n" */
 	VSOCK_CONNECTING,	/* REQUEST sent to the guest */
+	VSOCK_EP_CONNECTING,	/* guest REQUEST: connecting the endpoint */
 	VSOCK_ESTABLISHED
 };
 
@@ -281,8 +316,18 @@ struct vsock_conn {
 	uint32_t guest_shut;		/* VSOCK_SHUT_* from the guest */
 	int want_rx;			/* host bytes waiting for the guest */
 	int host_eof;
+	int from_guest;			/* counts against max_guest */
+	int ep_again;			/* unix endpoint backlog full: retry */
+	uint64_t deadline;		/* ev_now_ms(); 0: none */
 	char cmd[32];			/* "CONNECT P\n" being read */
 	size_t cmd_len;
+};
+
+/* A unix socket pep-run bound: removed at exit only if still ours. */
+struct vsock_sockname {
+	char *path;
+	dev_t dev;
+	ino_t ino;
 };
 
 struct vsock_dev {
@@ -292,9 +337,21 @@ struct vsock_dev {
 	struct ev_handler sock_ev;	/* the vhost-user connection */
 	struct ev_handler kick_ev[2];	/* rx, tx */
 	struct ev_handler cmd_ev;	/* host-initiated CONNECT socket */
-	char *listen_path;
+	struct ev_handler tick_ev;	/* timerfd: deadlines, back-off */
+	struct ev_work tx_work, rx_work;	/* the rest of a ring */
+	struct vsock_sockname listen_name, cmd_name;
 	struct vsock_conn *conns;
 	struct vsock_pkt *ctl_head, *ctl_tail;
+	unsigned ctl_n;			/* queued control packets */
+	int tx_stalled;			/* until ctl_n < the tx ring size */
+	unsigned guest_conns, host_conns;
+	unsigned max_guest, max_host;
+	uint64_t refused;		/* guest connections at the cap */
+	uint64_t burst;			/* refused in the current burst */
+	uint64_t burst_last;		/* ms of its last refusal */
+	uint64_t listen_resume, cmd_resume;	/* accept back-off, ms */
+	int tick_armed, tick_added;
+	int spare_fd;			/* closed to shed a connection */
 	uint32_t next_port;
 	int failed;			/* 1: protocol error, 2: QEMU left */
 	uint8_t pkt[VSOCK_HDR_SIZE + VSOCK_MAX_PKT];	/* to the guest */
@@ -307,7 +364,9 @@ void vsock_free(struct vsock_dev *v);
 int vsock_listen(struct vsock_dev *v, const char *path, struct pep_err *e);
 int vsock_tx_process(struct vsock_dev *v);
 int vsock_rx_process(struct vsock_dev *v);
-int listen_unix(const char *path);
+int listen_unix(const char *path, unsigned mode, struct vsock_sockname *n,
+    struct pep_err *e);
+void sockname_unlink(struct vsock_sockname *n);
 void fd_nonblock(int fd);
 
 /* vsock_conn.c */
@@ -317,8 +376,21 @@ int vsock_conn_rx(struct vsock_conn *c, const struct vq_chain *ch,
     uint32_t *len);
 struct vsock_conn *vsock_next_rx(struct vsock_dev *v);
 void vsock_close_all(struct vsock_dev *v);
+void vsock_conn_reset(struct vsock_conn *c);
+void vsock_conn_connected(struct vsock_conn *c);
+void vsock_burst_end(struct vsock_dev *v);
 int vsock_cmd_listen(struct vsock_dev *v, const char *path,
     struct pep_err *e);
 void vsock_cmd_close(struct vsock_dev *v);
+
+/* vsock_ep.c */
+void vsock_caps(struct vsock_dev *v);
+int vsock_ep_start(struct vsock_conn *c);
+int vsock_ep_done(struct vsock_conn *c);
+int vsock_tick_open(struct vsock_dev *v);
+void vsock_tick_arm(struct vsock_dev *v);
+void vsock_tick_close(struct vsock_dev *v);
+void vsock_accept_shed(struct vsock_dev *v, struct ev_handler *h,
+    uint64_t *resume, const char *what);
 
 #endif

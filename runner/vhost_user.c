@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runner.h"
@@ -189,10 +190,16 @@ reply_u64(struct vu_dev *d, uint32_t req, uint64_t v)
 	return reply(d, req, &v, sizeof(v));
 }
 
+/*
+ * Map one region of the table. Its file must hold all of [mmap_offset,
+ * mmap_offset + size): a page past the end of a shorter file would be
+ * SIGBUS at the first touch, so such a region is refused up front.
+ */
 static int
 map_region(struct vu_region *r, const uint8_t *p, int fd)
 {
 	uint64_t off = get_u64(p + 24);
+	struct stat st;
 	void *map;
 
 	r->gpa = get_u64(p);
@@ -201,6 +208,10 @@ map_region(struct vu_region *r, const uint8_t *p, int fd)
 	if (r->size == 0 || r->size > (1ULL << 40) || off > (1ULL << 40) ||
 	    r->gpa + r->size < r->gpa || r->uaddr + r->size < r->uaddr)
 		return -EINVAL;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size < 0 || (uint64_t)st.st_size < off + r->size)
+		return -ERANGE;
 	r->map_len = (size_t)(r->size + off);
 	map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED,
 	    fd, 0);
@@ -227,6 +238,8 @@ set_mem_table(struct vu_dev *d, const uint8_t *p, uint32_t size)
 	for (i = 0; i < n; i++) {
 		r = map_region(&d->mem.r[i], p + 8 + 32 * i, d->fds[i]);
 		d->mem.n = i + 1;
+		if (r == -ERANGE)
+			d->why = "a memory region is larger than its file";
 		if (r < 0)
 			return r;
 	}
@@ -413,6 +426,7 @@ vu_handle(struct vu_dev *d, uint32_t req, uint32_t flags, const uint8_t *p,
     uint32_t size)
 {
 	d->reply_len = 0;
+	d->why = NULL;
 	if ((flags & 3) != VU_VERSION || size > VU_MAX_PAYLOAD)
 		return -EBADMSG;
 	switch (req) {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -307,12 +308,29 @@ exit_status(const struct vm *vm)
 	return RUN_EXIT_ERROR;
 }
 
+/*
+ * Every fd the hard limit allows: each vsock connection holds one (the
+ * caps are sized from what this leaves, vsock_caps).
+ */
+static void
+nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warn("setrlimit RLIMIT_NOFILE");
+}
+
 static int
 start(struct vm *vm, struct run_argv *a, struct pep_err *e)
 {
 	struct run_opts *o = vm->o;
 	int r;
 
+	nofile_raise();
 	r = ev_init();
 	if (r == 0)
 		r = setup_signals(vm);
@@ -353,9 +371,7 @@ teardown(struct vm *vm)
 		kill(vm->virtiofsd, SIGTERM);
 		waitpid(vm->virtiofsd, NULL, 0);
 	}
-	vsock_free(vm->vsock);
-	if (vm->vsock != NULL && vm->o->vsock_socket != NULL)
-		unlink(vm->o->vsock_socket);
+	vsock_free(vm->vsock);	/* removes the sockets it made, if still its */
 	paths_free(vm);
 }
 

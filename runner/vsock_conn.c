@@ -5,6 +5,10 @@
  * the command socket and gets "OK n\n" once the guest accepts. Credit flow
  * control both ways: we never send the guest more than it granted, and
  * never take more than VSOCK_BUF_ALLOC of its bytes we cannot place.
+ * Everything the guest writes is an attacker's input: connections are
+ * capped per direction (vsock_caps), packets not from the guest's CID to
+ * ours are dropped unanswered, and a connection whose host side closed is
+ * gone once the guest was told, without waiting for its RST.
  */
 #include <endian.h>
 #include <errno.h>
@@ -14,7 +18,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -110,6 +113,7 @@ ctl_queue(struct vsock_dev *v, const struct vsock_hdr *h)
 	else
 		v->ctl_head = p;
 	v->ctl_tail = p;
+	v->ctl_n++;
 }
 
 static void
@@ -154,6 +158,8 @@ conn_interest(struct vsock_conn *c)
 
 	if (c->state == VSOCK_CMD)
 		want = EPOLLIN;
+	if (c->state == VSOCK_EP_CONNECTING && !c->ep_again)
+		want = EPOLLOUT;	/* TCP: the connect completes */
 	if (c->state == VSOCK_ESTABLISHED && !c->want_rx && !c->host_eof &&
 	    conn_credit(c) > 0)
 		want = EPOLLIN;
@@ -176,14 +182,19 @@ conn_interest(struct vsock_conn *c)
 static void
 conn_free(struct vsock_conn *c)
 {
+	struct vsock_dev *v = c->v;
 	struct vsock_conn **pp;
 
-	for (pp = &c->v->conns; *pp != NULL; pp = &(*pp)->next) {
+	for (pp = &v->conns; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
 			break;
 		}
 	}
+	if (c->from_guest)
+		v->guest_conns--;
+	else
+		v->host_conns--;
 	ev_del(&c->ev);		/* also forgets its pending events */
 	if (c->ev.fd >= 0)
 		close(c->ev.fd);
@@ -196,6 +207,12 @@ conn_reset(struct vsock_conn *c)
 {
 	conn_send(c, VSOCK_OP_RST, 0);
 	conn_free(c);
+}
+
+void
+vsock_conn_reset(struct vsock_conn *c)
+{
+	conn_reset(c);
 }
 
 static void conn_io(void *arg, uint32_t events);
@@ -215,6 +232,11 @@ conn_new(struct vsock_dev *v, int fd, uint32_t local, uint32_t peer,
 	c->local_port = local;
 	c->peer_port = peer;
 	c->state = st;
+	c->from_guest = st == VSOCK_EP_CONNECTING;
+	if (c->from_guest)
+		v->guest_conns++;
+	else
+		v->host_conns++;
 	c->next = v->conns;
 	v->conns = c;
 	return c;
@@ -231,83 +253,85 @@ conn_find(struct vsock_dev *v, uint32_t local, uint32_t peer)
 	return NULL;
 }
 
-static int
-connect_unix(const char *path)
+/*
+ * A guest connection beyond the cap: RST, counted; one warning per burst
+ * (refusals less than VSOCK_BURST_MS apart), and a count when it ends.
+ */
+static void
+cap_refuse(struct vsock_dev *v, const struct vsock_hdr *h)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -errno;
-	}
-	return fd;
+	if (v->burst == 0)
+		log_warnx("vsock: the guest has %u connections open, the cap: "
+		    "refusing more (RST)", v->max_guest);
+	v->refused++;
+	v->burst++;
+	v->burst_last = ev_now_ms();
+	vsock_tick_arm(v);
+	reply_rst(v, h);
 }
 
-static int
-connect_tcp(unsigned port)
+/* From the tick: the burst is over once refusals stopped for a while. */
+void
+vsock_burst_end(struct vsock_dev *v)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int fd;
-
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -errno;
-	}
-	return fd;
+	if (v->burst == 0 || ev_now_ms() - v->burst_last < VSOCK_BURST_MS)
+		return;
+	log_warnx("vsock: %llu guest connections refused at the cap of %u "
+	    "(%llu since start)", (unsigned long long)v->burst, v->max_guest,
+	    (unsigned long long)v->refused);
+	v->burst = 0;
 }
 
-/* The endpoint for guest port P: blocking connect (local, immediate). */
-static int
-endpoint_connect(const struct run_opts *o, uint32_t port)
+/* The endpoint took the connection: tell the guest. */
+void
+vsock_conn_connected(struct vsock_conn *c)
 {
-	int fd;
-
-	if (port != o->vsock_port)
-		return -ECONNREFUSED;
-	if (o->pepd_socket != NULL)
-		fd = connect_unix(o->pepd_socket);
-	else if (o->bridge_port != 0)
-		fd = connect_tcp(o->bridge_port);
-	else
-		fd = -ECONNREFUSED;
-	if (fd >= 0)
-		fd_nonblock(fd);
-	return fd;
+	c->state = VSOCK_ESTABLISHED;
+	c->deadline = 0;
+	conn_send(c, VSOCK_OP_RESPONSE, 0);
+	conn_interest(c);
 }
 
+/*
+ * A guest REQUEST for CID 2 port P: join it to the endpoint, with a
+ * non-blocking connect that completes in the event loop (or times out).
+ */
 static void
 guest_request(struct vsock_dev *v, const struct vsock_hdr *h)
 {
+	const struct run_opts *o = v->o;
 	struct vsock_conn *c;
-	int fd;
+	int r;
 
-	fd = endpoint_connect(v->o, h->dst_port);
-	if (fd < 0) {
-		log_debug("vsock: port %u: %s", h->dst_port, strerror(-fd));
+	if (h->dst_port != o->vsock_port ||
+	    (o->pepd_socket == NULL && o->bridge_port == 0)) {
+		log_debug("vsock: port %u: nothing there", h->dst_port);
 		reply_rst(v, h);
 		return;
 	}
-	c = conn_new(v, fd, h->dst_port, h->src_port, VSOCK_ESTABLISHED);
+	if (v->guest_conns >= v->max_guest) {
+		cap_refuse(v, h);
+		return;
+	}
+	c = conn_new(v, -1, h->dst_port, h->src_port, VSOCK_EP_CONNECTING);
 	if (c == NULL) {
-		close(fd);
 		reply_rst(v, h);
 		return;
 	}
 	c->peer_buf_alloc = h->buf_alloc;
 	c->peer_fwd_cnt = h->fwd_cnt;
-	conn_send(c, VSOCK_OP_RESPONSE, 0);
+	r = vsock_ep_start(c);
+	if (r < 0) {
+		log_debug("vsock: port %u: %s", h->dst_port, strerror(-r));
+		conn_reset(c);
+		return;
+	}
+	if (r == 0) {
+		vsock_conn_connected(c);
+		return;
+	}
+	c->deadline = ev_now_ms() + VSOCK_CONNECT_TIMEOUT_MS;
+	vsock_tick_arm(v);
 	conn_interest(c);
 }
 
@@ -350,6 +374,10 @@ conn_flush(struct vsock_conn *c)
 		memmove(c->wbuf, c->wbuf + n, c->wlen - (size_t)n);
 		c->wlen -= (size_t)n;
 		c->fwd_cnt += (uint32_t)n;
+	}
+	if (c->wlen == 0 && c->host_eof) {
+		conn_free(c);	/* the guest was told: SHUTDOWN */
+		return -1;
 	}
 	maybe_credit_update(c);
 	if (c->wlen == 0 && conn_drained(c) < 0)
@@ -396,6 +424,7 @@ guest_response(struct vsock_conn *c)
 		return;
 	}
 	c->state = VSOCK_ESTABLISHED;
+	c->deadline = 0;
 	conn_interest(c);
 }
 
@@ -405,6 +434,14 @@ conn_pkt(struct vsock_conn *c, const struct vsock_hdr *h,
 {
 	c->peer_buf_alloc = h->buf_alloc;
 	c->peer_fwd_cnt = h->fwd_cnt;
+	if (c->state == VSOCK_EP_CONNECTING &&
+	    h->op != VSOCK_OP_CREDIT_UPDATE) {
+		if (h->op == VSOCK_OP_RST)
+			conn_free(c);
+		else
+			conn_reset(c);	/* nothing else before RESPONSE */
+		return;
+	}
 	switch (h->op) {
 	case VSOCK_OP_RESPONSE:
 		guest_response(c);
@@ -442,8 +479,14 @@ vsock_guest_pkt(struct vsock_dev *v, const struct vsock_hdr *h,
 {
 	struct vsock_conn *c;
 
-	if (h->dst_cid != RUN_HOST_CID || h->src_cid != v->vu.guest_cid ||
-	    h->type != VSOCK_TYPE_STREAM) {
+	/* misaddressed: dropped, never answered (the kernel does the same) */
+	if (h->dst_cid != RUN_HOST_CID || h->src_cid != v->vu.guest_cid) {
+		log_debug("vsock: dropping a packet from CID %llu to %llu",
+		    (unsigned long long)h->src_cid,
+		    (unsigned long long)h->dst_cid);
+		return;
+	}
+	if (h->type != VSOCK_TYPE_STREAM) {
 		reply_rst(v, h);
 		return;
 	}
@@ -465,6 +508,7 @@ vsock_guest_pkt(struct vsock_dev *v, const struct vsock_hdr *h,
 /*
  * Fill one guest rx chain from c: host bytes within the guest's credit,
  * or SHUTDOWN at host EOF. 1: chain used (*len), 0: nothing to send.
+ * After the SHUTDOWN, c is freed once no guest bytes wait for the host.
  */
 int
 vsock_conn_rx(struct vsock_conn *c, const struct vq_chain *ch, uint32_t *len)
@@ -501,7 +545,10 @@ vsock_conn_rx(struct vsock_conn *c, const struct vq_chain *ch, uint32_t *len)
 	vsock_hdr_encode(&h, v->pkt);
 	*len = VSOCK_HDR_SIZE + h.len;
 	vq_chain_write(ch, 0, v->pkt, *len);
-	conn_interest(c);
+	if (c->host_eof && c->wlen == 0)
+		conn_free(c);
+	else
+		conn_interest(c);
 	return 1;
 }
 
@@ -542,6 +589,8 @@ vsock_close_all(struct vsock_dev *v)
 		free(p);
 	}
 	v->ctl_tail = NULL;
+	v->ctl_n = 0;
+	v->tx_stalled = 0;
 }
 
 /* "CONNECT <port>\n" from a host client; anything else closes it. */
@@ -563,6 +612,8 @@ cmd_line(struct vsock_conn *c)
 	c->peer_port = (uint32_t)port;
 	c->state = VSOCK_CONNECTING;
 	c->peer_buf_alloc = 0;
+	c->deadline = ev_now_ms() + VSOCK_CONNECT_TIMEOUT_MS;
+	vsock_tick_arm(c->v);
 	conn_send(c, VSOCK_OP_REQUEST, 0);
 	conn_interest(c);
 	vsock_rx_process(c->v);
@@ -599,6 +650,13 @@ conn_io(void *arg, uint32_t events)
 		cmd_read(c);
 		return;
 	}
+	if (c->state == VSOCK_EP_CONNECTING) {
+		if (vsock_ep_done(c) < 0)
+			conn_reset(c);
+		else
+			vsock_conn_connected(c);
+		goto out;
+	}
 	if ((events & EPOLLOUT) && conn_flush(c) < 0)
 		goto out;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR) &&
@@ -610,34 +668,47 @@ out:
 	vsock_rx_process(v);
 }
 
+/* Host clients, up to the cap (more are closed at once). */
 static void
 cmd_accept(void *arg, uint32_t events)
 {
 	struct vsock_dev *v = arg;
 	struct vsock_conn *c;
-	int fd;
+	int fd, i;
 
 	(void)events;
-	fd = accept4(v->cmd_ev.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (v->next_port < VSOCK_CMD_PORT_BASE)
-		v->next_port = VSOCK_CMD_PORT_BASE;
-	c = conn_new(v, fd, v->next_port++, 0, VSOCK_CMD);
-	if (c == NULL) {
-		close(fd);
-		return;
+	for (i = 0; i < 16; i++) {
+		fd = accept4(v->cmd_ev.fd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+			vsock_accept_shed(v, &v->cmd_ev, &v->cmd_resume,
+			    "--vsock-socket");
+		if (fd < 0)
+			return;
+		if (v->host_conns >= v->max_host) {
+			log_debug("vsock: %u host clients, the cap: closing "
+			    "one more", v->host_conns);
+			close(fd);
+			continue;
+		}
+		if (v->next_port < VSOCK_CMD_PORT_BASE)
+			v->next_port = VSOCK_CMD_PORT_BASE;
+		c = conn_new(v, fd, v->next_port++, 0, VSOCK_CMD);
+		if (c == NULL) {
+			close(fd);
+			return;
+		}
+		conn_interest(c);
 	}
-	conn_interest(c);
 }
 
 int
 vsock_cmd_listen(struct vsock_dev *v, const char *path, struct pep_err *e)
 {
-	int fd = listen_unix(path);
+	int fd = listen_unix(path, v->o->socket_mode, &v->cmd_name, e);
 
 	if (fd < 0)
-		return pep_errf(e, fd, "%s: cannot listen", path);
+		return fd;
 	v->cmd_ev.fd = fd;
 	v->cmd_ev.cb = cmd_accept;
 	v->cmd_ev.arg = v;
@@ -652,4 +723,5 @@ vsock_cmd_close(struct vsock_dev *v)
 	ev_del(&v->cmd_ev);
 	close(v->cmd_ev.fd);
 	v->cmd_ev.fd = -1;
+	sockname_unlink(&v->cmd_name);
 }

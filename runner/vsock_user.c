@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -31,26 +32,97 @@ fd_nonblock(int fd)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-int
-listen_unix(const char *path)
+/*
+ * Only a socket is ever replaced, and only a stale one: a path holding
+ * anything else, or a socket someone still listens on, is refused.
+ */
+static int
+path_free(const char *path, const struct sockaddr_un *sa)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
 	int fd, r;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 64) < 0) {
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	if (r == 0 || errno == EAGAIN)
+		r = -EADDRINUSE;
+	else if (errno == ECONNREFUSED)
+		r = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	else
 		r = -errno;
-		close(fd);
-		return r;
+	close(fd);
+	return r;
+}
+
+/*
+ * Listen on a unix socket created with exactly mode (not the umask's
+ * idea); n remembers which inode is ours for sockname_unlink.
+ */
+int
+listen_unix(const char *path, unsigned mode, struct vsock_sockname *n,
+    struct pep_err *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd = -1, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return pep_errf(e, ENAMETOOLONG, "%s: path too long", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	r = path_free(path, &sa);
+	if (r == -EEXIST)
+		return pep_errf(e, r, "%s: exists and is not a socket: "
+		    "not replaced", path);
+	if (r == -EADDRINUSE)
+		return pep_errf(e, r, "%s: another process listens there",
+		    path);
+	if (r < 0)
+		return pep_errf(e, r, "%s: %s", path, pep_strerror(r));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return pep_errf(e, errno, "%s: socket", path);
+	old = umask(0777 & ~(mode_t)mode);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || lstat(path, &st) < 0 || listen(fd, 64) < 0) {
+		r = pep_errf(e, errno, "%s: cannot listen: %s", path,
+		    strerror(errno));
+		goto out;
 	}
+	n->path = strdup(path);
+	if (n->path == NULL) {
+		unlink(path);
+		r = pep_errf(e, ENOMEM, "out of memory");
+		goto out;
+	}
+	n->dev = st.st_dev;
+	n->ino = st.st_ino;
 	return fd;
+out:
+	close(fd);
+	return r;
+}
+
+/* Remove the socket we bound, if the path still names it. */
+void
+sockname_unlink(struct vsock_sockname *n)
+{
+	struct stat st;
+
+	if (n->path == NULL)
+		return;
+	if (lstat(n->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_dev == n->dev && st.st_ino == n->ino)
+		unlink(n->path);
+	free(n->path);
+	n->path = NULL;
 }
 
 static void
@@ -89,6 +161,22 @@ kick_tx(void *arg, uint32_t events)
 	kick_drain(v->kick_ev[VQ_TX].fd);
 	vsock_tx_process(v);
 	vsock_rx_process(v);
+}
+
+/* The rest of a ring, after the other ready fds had their turn. */
+static void
+tx_more(void *arg)
+{
+	struct vsock_dev *v = arg;
+
+	vsock_tx_process(v);
+	vsock_rx_process(v);
+}
+
+static void
+rx_more(void *arg)
+{
+	vsock_rx_process(arg);
 }
 
 static void
@@ -139,8 +227,21 @@ vsock_new(const struct run_opts *o)
 		return NULL;
 	vu_init(&v->vu, &vsock_vu_ops, v);
 	v->o = o;
-	v->listen_ev.fd = v->sock_ev.fd = v->cmd_ev.fd = -1;
+	v->listen_ev.fd = v->sock_ev.fd = v->cmd_ev.fd = v->tick_ev.fd = -1;
 	v->kick_ev[0].fd = v->kick_ev[1].fd = -1;
+	v->tx_work.cb = tx_more;
+	v->tx_work.arg = v;
+	v->rx_work.cb = rx_more;
+	v->rx_work.arg = v;
+	v->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (v->spare_fd < 0 || vsock_tick_open(v) < 0) {
+		log_warn("vsock: spare fd, timerfd");
+		if (v->spare_fd >= 0)
+			close(v->spare_fd);
+		free(v);
+		return NULL;
+	}
+	vsock_caps(v);
 	return v;
 }
 
@@ -162,14 +263,21 @@ vsock_free(struct vsock_dev *v)
 	if (v == NULL)
 		return;
 	sock_close(v);
+	vsock_close_all(v);	/* host clients even if QEMU never came */
 	vsock_cmd_close(v);
 	if (v->listen_ev.fd >= 0) {
 		ev_del(&v->listen_ev);
 		close(v->listen_ev.fd);
 	}
-	if (v->listen_path != NULL)
-		unlink(v->listen_path);
-	free(v->listen_path);
+	sockname_unlink(&v->listen_name);
+	vsock_tick_close(v);
+	ev_work_cancel(&v->tx_work);
+	ev_work_cancel(&v->rx_work);
+	if (v->spare_fd >= 0)
+		close(v->spare_fd);
+	if (v->refused > 0)
+		log_info("vsock: %llu guest connections were refused at the "
+		    "cap of %u", (unsigned long long)v->refused, v->max_guest);
 	free(v);
 }
 
@@ -265,8 +373,9 @@ sock_read(void *arg, uint32_t events)
 		sock_close(v);
 		v->failed = 2;
 	} else if (r < 0) {
-		log_warnx("vhost-user-vsock: request %u from QEMU failed",
-		    v->vu.last_req);
+		log_warnx("vhost-user-vsock: request %u from QEMU failed%s%s",
+		    v->vu.last_req, v->vu.why != NULL ? ": " : "",
+		    v->vu.why != NULL ? v->vu.why : "");
 		vsock_fail(v, "bad message from QEMU", r);
 		sock_close(v);
 	}
@@ -280,6 +389,9 @@ listen_accept(void *arg, uint32_t events)
 
 	(void)events;
 	fd = accept4(v->listen_ev.fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+		vsock_accept_shed(v, &v->listen_ev, &v->listen_resume,
+		    "vhost-user");
 	if (fd < 0)
 		return;
 	if (v->sock_ev.fd >= 0) {
@@ -297,26 +409,42 @@ listen_accept(void *arg, uint32_t events)
 int
 vsock_listen(struct vsock_dev *v, const char *path, struct pep_err *e)
 {
-	int fd = listen_unix(path);
+	int fd = listen_unix(path, v->o->socket_mode, &v->listen_name, e);
 
 	if (fd < 0)
-		return pep_errf(e, fd, "%s: cannot listen", path);
-	v->listen_path = strdup(path);
+		return fd;
 	v->listen_ev.fd = fd;
 	v->listen_ev.cb = listen_accept;
 	v->listen_ev.arg = v;
 	return ev_add(&v->listen_ev, EPOLLIN);
 }
 
+/*
+ * The guest's packets, a slice at a time (VSOCK_PKT_WEIGHT packets or
+ * VSOCK_BYTE_WEIGHT bytes, then the rest waits for the other fds). As
+ * the kernel's vhost_vsock_more_replies: while as many control packets
+ * wait for rx buffers as the tx ring holds, tx is not read at all, so a
+ * guest that posts no rx buffers stalls itself, not pep-run's memory.
+ */
 int
 vsock_tx_process(struct vsock_dev *v)
 {
 	struct virtq *q = &v->vu.vq[VQ_TX];
 	struct vsock_hdr h;
 	struct vq_chain ch;
+	size_t bytes = 0;
+	unsigned pkts = 0;
 	int r;
 
 	while (q->started && v->failed == 0) {
+		if (v->ctl_n >= q->num) {
+			v->tx_stalled = 1;	/* rx_ctl restarts us */
+			break;
+		}
+		if (pkts >= VSOCK_PKT_WEIGHT || bytes >= VSOCK_BYTE_WEIGHT) {
+			ev_work_queue(&v->tx_work);
+			break;
+		}
 		r = virtq_pop(q, &v->vu.mem, &ch);
 		if (r < 0) {
 			vsock_fail(v, "tx descriptor", r);
@@ -342,6 +470,8 @@ vsock_tx_process(struct vsock_dev *v)
 		    h.len);
 		vsock_guest_pkt(v, &h, v->tx + VSOCK_HDR_SIZE);
 		virtq_push(q, ch.head, 0);
+		pkts++;
+		bytes += VSOCK_HDR_SIZE + h.len;
 	}
 	virtq_notify(q);
 	return 0;
@@ -367,11 +497,17 @@ rx_ctl(struct vsock_dev *v, struct virtq *q)
 	if (v->ctl_head == NULL)
 		v->ctl_tail = NULL;
 	free(p);
+	v->ctl_n--;
+	if (v->tx_stalled && v->ctl_n < v->vu.vq[VQ_TX].num) {
+		v->tx_stalled = 0;
+		ev_work_queue(&v->tx_work);
+	}
 	return 1;
 }
 
 static int
-rx_data(struct vsock_dev *v, struct virtq *q, struct vsock_conn *c)
+rx_data(struct vsock_dev *v, struct virtq *q, struct vsock_conn *c,
+    size_t *bytes)
 {
 	struct vq_chain ch;
 	uint32_t len;
@@ -387,24 +523,34 @@ rx_data(struct vsock_dev *v, struct virtq *q, struct vsock_conn *c)
 		return 2;
 	}
 	virtq_push(q, ch.head, len);
+	*bytes += len;
 	return 1;
 }
 
+/* Control packets first, then host bytes round robin; a slice at a time. */
 int
 vsock_rx_process(struct vsock_dev *v)
 {
 	struct virtq *q = &v->vu.vq[VQ_RX];
 	struct vsock_conn *c;
+	uint16_t used = q->used_idx;
+	size_t bytes = 0;
 	int r = 0;
 
 	while (q->started && v->failed == 0) {
+		if ((uint16_t)(q->used_idx - used) >= VSOCK_PKT_WEIGHT ||
+		    bytes >= VSOCK_BYTE_WEIGHT) {
+			ev_work_queue(&v->rx_work);
+			break;
+		}
 		if (v->ctl_head != NULL) {
 			r = rx_ctl(v, q);
+			bytes += VSOCK_HDR_SIZE;
 		} else {
 			c = vsock_next_rx(v);
 			if (c == NULL)
 				break;
-			r = rx_data(v, q, c);
+			r = rx_data(v, q, c, &bytes);
 		}
 		if (r <= 0)
 			break;

@@ -2,24 +2,50 @@
 # bench-vsock.sh: pep-run's userspace vsock (vhost-user back-end, guest
 # under TCG) against TCP loopback on the host, same endpoint server.
 # One run each: guest->host throughput (64 MiB) and 64-byte round trips.
+# Then pep-run alone, with build/hostile as a guest far faster than a TCG
+# one (its "perf" case: 20,000 round trips through an echo endpoint, 256
+# MiB guest->host): the figures that move with pep-run's own code.
+#   PEP_BENCH_BEFORE=PATH  the same runs with that pep-run first (e.g.
+#                          the branch base's), printed as "before"
 set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 RUN=$TOP/${BUILD:-build}/pep-run
+HOSTILE=$TOP/${BUILD:-build}/hostile
 G=$TOP/build/fixtures/guest
 T=$(mktemp -d /tmp/pep-bench.XXXXXX)
+ep=
 trap 'kill $ep 2>/dev/null; rm -rf "$T"' EXIT
 SIZE=${PEP_BENCH_SIZE:-67108864}
 RTT=${PEP_BENCH_RTT:-2000}
 sh "$TOP/tests/runner/mkguest.sh" "$G" || exit 1
 truncate -s 16M "$T/disk.raw"
-python3 "$TOP/tests/runner/endpoint.py" "$T/ep.sock" "$T/ep.log" &
-ep=$!
-sleep 0.5
-"$RUN" --accel tcg --disk "$T/disk.raw" --memory 512M --kernel \
-    "$G/vmlinuz" --initrd "$G/initrd.img" --console-log "$T/con" \
-    --append "console=hvc0 quiet pep.steps=bulk:$SIZE,rtt:$RTT" \
-    --pepd-socket "$T/ep.sock" || exit 1
-kill $ep
+
+bench_run() {	# LABEL PEP-RUN
+	python3 "$TOP/tests/runner/endpoint.py" "$T/ep.sock" "$T/ep.log" &
+	ep=$!
+	sleep 0.5
+	rm -f "$T/con"
+	"$2" --accel tcg --disk "$T/disk.raw" --memory 512M --kernel \
+	    "$G/vmlinuz" --initrd "$G/initrd.img" --console-log "$T/con" \
+	    --append "console=hvc0 quiet pep.steps=bulk:$SIZE,rtt:$RTT" \
+	    --pepd-socket "$T/ep.sock" || exit 1
+	kill $ep
+	vb=$(sed -n 's/.*PEPTEST bulk ok [0-9]* \([0-9.]*\) MiB.*/\1/p' \
+	    "$T/con")
+	vr=$(sed -n 's/.*PEPTEST rtt ok [0-9]* \([0-9.]*\) us.*/\1/p' "$T/con")
+	echo "$1vsock (guest under TCG -> pep-run -> unix): ${vb:-?} MiB/s," \
+	    "rtt ${vr:-?} us"
+	[ -x "$HOSTILE" ] || return 0
+	rm -f "$T/perf"
+	HOSTILE_CASE=perf HOSTILE_OUT=$T/perf HOSTILE_EP=$T/hep.sock \
+	    "$2" --accel tcg --vsock user --disk "$T/disk.raw" \
+	    --qemu "$HOSTILE" --pepd-socket "$T/hep.sock" >/dev/null 2>&1
+	echo "$1pep-run alone (build/hostile as the guest):" \
+	    "$(sed -n 's/^# perf: //p' "$T/perf")"
+}
+
+[ -n "${PEP_BENCH_BEFORE:-}" ] && bench_run "before: " "$PEP_BENCH_BEFORE"
+bench_run "${PEP_BENCH_BEFORE:+after:  }" "$RUN"
 python3 "$TOP/tests/runner/endpoint.py" 39517 "$T/tcp.log" &
 ep=$!
 sleep 0.5
@@ -47,11 +73,8 @@ for _ in range(rtt):
         got += s.recv(64 - len(got))
 print("rtt %.1f" % ((time.monotonic() - t0) * 1e6 / rtt))
 PY
-vb=$(sed -n 's/.*PEPTEST bulk ok [0-9]* \([0-9.]*\) MiB.*/\1/p' "$T/con")
-vr=$(sed -n 's/.*PEPTEST rtt ok [0-9]* \([0-9.]*\) us.*/\1/p' "$T/con")
 tb=$(sed -n 's/^bulk //p' "$T/tcp")
 tr=$(sed -n 's/^rtt //p' "$T/tcp")
-echo "vsock (guest under TCG -> pep-run -> unix): ${vb:-?} MiB/s, rtt ${vr:-?} us"
 echo "TCP loopback (host python client):          ${tb:-?} MiB/s, rtt ${tr:-?} us"
 echo "ratio vsock/tcp: throughput $(echo "scale=3; ${vb:-0} / ${tb:-1}" | bc)," \
     "rtt $(echo "scale=1; ${vr:-0} / ${tr:-1}" | bc)x"

@@ -3,7 +3,8 @@
 # TCG: Debian's cloud kernel + a busybox initramfs whose guest-client
 # talks AF_VSOCK to CID 2 port 5000. Checks byte-exact echo, 32 concurrent
 # connections, a guest closing mid-stream, a bulk transfer, a host that
-# is not listening, a host-initiated connection ("CONNECT P"), and the
+# is not listening, a host-initiated connection ("CONNECT P"), 2,000
+# guest connections beyond the cap (--vsock-max-conns), and the
 # lifecycle with the real QEMU (disk lock, SIGTERM -> QMP powerdown).
 #   PEP_RUN_BULK=bytes  bulk size (default 100 MiB; 4 MiB under ASan)
 . "$(dirname "$0")/../lib.sh"
@@ -94,6 +95,55 @@ PY
 expect "$T/hv.out" "host-initiated ok" "host-initiated CONNECT/OK echo"
 wait $bp
 expect "$T/listen.con" "PEPTEST listen ok 6000" "guest saw the connection"
+
+# ---- a guest beyond the connection cap -----------------------------------
+# The guest holds 64 connections (the cap) and tries 2,000 more: each is
+# refused (RST) at once. Meanwhile pep-run serves a host client, and once
+# the guest lets go, its next request is answered.
+python3 "$EP" "$T/ep.sock" "$T/ep2.log" &
+ep=$!
+sleep 0.5
+t0=$(date +%s)
+boot flood "flood:64:2000,echo:4096" --pepd-socket "$T/ep.sock" \
+    --vsock-max-conns 64 --vsock-socket "$T/hv2.sock" &
+bp=$!
+i=0
+while ! grep -q "PEPTEST flood holding" "$T/flood.con" 2>/dev/null &&
+    [ $i -lt 1800 ]; do sleep 0.1; i=$((i + 1)); done
+diag "flood: $(($(date +%s) - t0))s to hold the cap and be refused 2000 times"
+python3 - "$T/hv2.sock" >"$T/hv2.out" 2>&1 <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sys.argv[1])
+s.sendall(b"CONNECT 6000\n")
+line = b""
+while not line.endswith(b"\n"):
+    line += s.recv(1)
+assert line.startswith(b"OK "), line
+s.sendall(b"at the cap")
+got = b""
+while len(got) < 10:
+    got += s.recv(64)
+assert got == b"at the cap", got
+s.close()
+print("host client at the cap ok")
+PY
+expect "$T/hv2.out" "host client at the cap ok" \
+    "at the cap: a host client is served (CONNECT/OK echo)"
+wait $bp
+rc=$?
+diag "flood boot: $(($(date +%s) - t0))s, rc $rc"
+kill $ep 2>/dev/null
+[ "$rc" -eq 0 ] && ok "flood: pep-run exit 0" || not_ok "flood: rc $rc"
+expect "$T/flood.con" "PEPTEST flood ok opened=64 refused=2000 other=0" \
+    "64 connections held, 2000 beyond the cap refused"
+expect "$T/flood.con" "PEPTEST echo ok 4096" \
+    "after the flood the next request is answered"
+diag "$(grep 'PEPTEST flood' "$T/flood.con" | tail -1)"
+n=$(grep -c "refusing more" "$T/flood.out")
+[ "$n" -eq 1 ] && ok "the cap is logged once for the burst" ||
+    not_ok "the cap logged $n times"
 
 # ---- lifecycle with the real QEMU ---------------------------------------
 # A running VM holds its disk: a second pep-run on it is refused. SIGTERM

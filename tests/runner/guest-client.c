@@ -7,9 +7,14 @@
  *   rtt COUNT          COUNT 64-byte round trips, mean time printed
  *   refused            the connection must fail (RST)
  *   listen PORT        accept one host-initiated connection, echo it
+ *   flood CAP EXTRA    CAP connections held open, then EXTRA more that
+ *                      must each be refused (the host's cap); while they
+ *                      are held, one host-initiated connection to port
+ *                      6000 is echoed ("PEPTEST flood holding")
  * Every result is one "PEPTEST <step> ok|FAIL ..." line on stdout.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +287,77 @@ fail:
 	return -1;
 }
 
+static int
+listen_port(unsigned port)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK };
+	int s;
+
+	sa.svm_cid = VMADDR_CID_ANY;
+	sa.svm_port = port;
+	s = socket(AF_VSOCK, SOCK_STREAM, 0);
+	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(s, 1) < 0)
+		return -1;
+	return s;
+}
+
+/* One host-initiated connection within 60 s, echoed until EOF. */
+static int
+echo_host(int s)
+{
+	struct pollfd p = { .fd = s, .events = POLLIN };
+	char buf[4096];
+	ssize_t n;
+	int c;
+
+	if (poll(&p, 1, 60000) != 1)
+		return -1;
+	c = accept(s, NULL, NULL);
+	if (c < 0)
+		return -1;
+	while ((n = read(c, buf, sizeof(buf))) > 0)
+		if (write_all(c, buf, (size_t)n) < 0)
+			break;
+	close(c);
+	return n == 0 ? 0 : -1;
+}
+
+static int
+step_flood(unsigned cap, unsigned extra)
+{
+	unsigned i, opened = 0, refused = 0, other = 0, total = cap + extra;
+	int *fds = calloc(total, sizeof(int)), s, fd, host;
+	double t0 = now(), dt;
+
+	s = listen_port(6000);
+	if (fds == NULL || s < 0) {
+		printf("PEPTEST flood FAIL setup\n");
+		return -1;
+	}
+	for (i = 0; i < total; i++) {
+		fd = vconnect(PORT);
+		if (fd >= 0)
+			fds[opened++] = fd;
+		else if (fd == -ECONNRESET)
+			refused++;
+		else
+			other++;
+	}
+	dt = now() - t0;
+	printf("PEPTEST flood holding %u\n", opened);
+	host = echo_host(s);
+	for (i = 0; i < opened; i++)
+		close(fds[i]);
+	close(s);
+	free(fds);
+	printf("PEPTEST flood %s opened=%u refused=%u other=%u host=%s "
+	    "%.1fs\n", opened == cap && refused == extra && other == 0 &&
+	    host == 0 ? "ok" : "FAIL", opened, refused, other,
+	    host == 0 ? "ok" : "FAIL", dt);
+	return opened == cap && refused == extra && host == 0 ? 0 : -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -303,6 +379,9 @@ main(int argc, char **argv)
 		r = step_refused();
 	else if (argc >= 3 && strcmp(argv[1], "listen") == 0)
 		r = step_listen((unsigned)strtoul(argv[2], NULL, 10));
+	else if (argc >= 4 && strcmp(argv[1], "flood") == 0)
+		r = step_flood((unsigned)strtoul(argv[2], NULL, 10),
+		    (unsigned)strtoul(argv[3], NULL, 10));
 	else
 		fprintf(stderr, "guest-client: bad arguments\n");
 	return r == 0 ? 0 : 1;
