@@ -226,13 +226,23 @@ fails "recipe file not found" "$E/absent.json: No such file or directory" \
     --recipe "$E/absent.json" "$DISK" -o "$OD/out.raw"
 fails "recipe is a directory" "$E: not a regular file" \
     --recipe "$E" "$DISK" -o "$OD/out.raw"
+# Root reads everything: take away its power to (setpriv keeps uid 0
+# but drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from what exec gets).
+printf '{}\n' >"$E/unreadable.json"
+chmod 000 "$E/unreadable.json"
 if [ "$(id -u)" -ne 0 ]; then
-	printf '{}\n' >"$E/unreadable.json"
-	chmod 000 "$E/unreadable.json"
 	fails "recipe unreadable" "unreadable.json: Permission denied" \
 	    --recipe "$E/unreadable.json" "$DISK" -o "$OD/out.raw"
 else
-	skip "recipe unreadable: root reads everything"
+	_real=$PEP_BAKE
+	PEP_BAKE=$PEP_TMP/bake-nodac
+	printf '#!/bin/sh\nexec setpriv --bounding-set -dac_override,%s %s "$@"\n' \
+	    -dac_read_search "$_real" >"$PEP_BAKE"
+	chmod +x "$PEP_BAKE"
+	fails "recipe unreadable (root without CAP_DAC_*)" \
+	    "unreadable.json: Permission denied" \
+	    --recipe "$E/unreadable.json" "$DISK" -o "$OD/out.raw"
+	PEP_BAKE=$_real
 fi
 printf '{"arch": "aarch64"}\n' >"$E/arch.json"
 fails "arch: the image's is another" \

@@ -228,7 +228,12 @@ is() {
 }
 
 # audit FILTER: jq -s over the audit log.
-audit() { jq -rs "$1" "$T/audit.jsonl" 2>/dev/null; }
+# audit FILTER: jq -s over pepd's outcome lines (event "answered"; each
+# follows its "decided" line, which ix_check_common checks once).
+audit() {
+	jq -rs "[.[] | select(.event == \"answered\")] | $1" \
+	    "$T/audit.jsonl" 2>/dev/null
+}
 # site FILTER: jq -s over what reached the origins.
 site() { jq -rs "$1" "$T/site.jsonl" 2>/dev/null; }
 # trapped FILTER: jq -s over what reached the trap.
@@ -319,6 +324,15 @@ ix_check_common() {
 	_s=$(site '[.[] | "\(.method) http://\(.host)\(.path)"] | sort |
 	    join("\n")')
 	is "$_b: the origins saw exactly the requests pepd fetched" "$_s" "$_a"
+	# pepd audits a fetch before starting it: every answered line
+	# with a status from an origin follows a decided line with its id
+	# and the same decision.
+	is "$_b: every fetch was audited before it started" "$(jq -rs '
+	    reduce .[] as $l ({seen: {}, bad: 0, n: 0};
+	        if $l.event == "decided" then .seen[$l.id] = $l.decision
+	        elif $l.status > 0 then .n += 1 |
+	            if .seen[$l.id] != $l.decision then .bad += 1 else . end
+	        else . end) | "\(.n > 0) \(.bad)"' "$T/audit.jsonl")" "true 0"
 	# denied
 	is "$_b: denied domain: status 403" "$(visit $V_DENY .status)" 403
 	is "$_b: denied domain: the refusal page names the code" \
