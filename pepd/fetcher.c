@@ -165,14 +165,20 @@ static void
 fetch_times(struct xfer *x, struct ipc_result *r)
 {
 	curl_off_t t = 0;
+	long conns = 0;
 	char *ip = NULL;
 
-	if (curl_easy_getinfo(x->easy, CURLINFO_NAMELOOKUP_TIME_T, &t) ==
-	    CURLE_OK)
-		r->dns_us = (uint64_t)t;
-	if (curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &t) ==
-	    CURLE_OK)
-		r->connect_us = (uint64_t)t;
+	/* A reused connection took no lookup and no connect: both 0 (curl
+	 * still counts a few microseconds of lookup in its cache). */
+	if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns) ==
+	    CURLE_OK && conns > 0) {
+		if (curl_easy_getinfo(x->easy, CURLINFO_NAMELOOKUP_TIME_T,
+		    &t) == CURLE_OK)
+			r->dns_us = (uint64_t)t;
+		if (curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T,
+		    &t) == CURLE_OK)
+			r->connect_us = (uint64_t)t;
+	}
 	if (curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &t) ==
 	    CURLE_OK)
 		r->bytes_out = (uint64_t)t;

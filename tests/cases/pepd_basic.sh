@@ -110,14 +110,43 @@ else
 	skip "nghttpd not installed"
 fi
 
+expect_eq "a host outside the policy is denied_by_policy" \
+    "$(code_of -u "http://denied.test/x")" "denied_by_policy"
+n=$((n + 1)); refused=1
+
 # ---- audit -------------------------------------------------------------
-wait_lines "$PEP_TMP/audit.jsonl" "$n"
+wait_lines "$PEP_TMP/audit.jsonl" "$((2 * n - refused))"
 answered_of "$PEP_TMP/audit.jsonl" >"$PEP_TMP/answered.jsonl"
 expect_eq "one answered audit line per request" \
     "$(wc -l <"$PEP_TMP/answered.jsonl" | tr -d ' ')" "$n"
 expect_eq "one decided line per fetch, written before it" \
     "$(jq -c 'select(.event == "decided")' "$PEP_TMP/audit.jsonl" |
-    wc -l | tr -d ' ')" "$n"
+    wc -l | tr -d ' ')" "$((n - refused))"
+expect_eq "every request has its own id (pepd(8): unique)" \
+    "$(jq -s '[.[].id] | unique | length' "$PEP_TMP/answered.jsonl")" "$n"
+expect_eq "each decided line precedes the answered line with its id" \
+    "$(jq -s 'reduce .[] as $l ({d: {}, bad: 0};
+        if $l.event == "decided" then .d[$l.id] = 1
+        elif $l.error == null and .d[$l.id] != 1 then .bad += 1
+        else . end) | .bad' "$PEP_TMP/audit.jsonl")" "0"
+expect_eq "peer: the client's address on tcp, \"unix\" once" \
+    "$(jq -rs '[.[].peer | if . == "unix" then "unix" elif
+        test("^127[.]0[.]0[.]1:[0-9]+$") then "tcp" else . end] |
+        group_by(.) | map("\(.[0])=\(length)") | join(" ")' \
+    "$PEP_TMP/answered.jsonl")" "tcp=$((n - 1)) unix=1"
+expect_eq "fetched: 0 <= dns_ms <= connect_ms <= total_ms, total > 0" \
+    "$(jq -s '[.[] | select(.status > 0) | select((.dns_ms >= 0 and
+        .dns_ms <= .connect_ms and .connect_ms <= .total_ms and
+        .total_ms > 0) | not)] | length' "$PEP_TMP/answered.jsonl")" "0"
+expect_eq "every refusal carries a message naming what was refused" \
+    "$(jq -r 'select(.error != null) | "\(.error): \(.message)"' \
+    "$PEP_TMP/answered.jsonl")" "response_too_large: $(jq -r \
+    'select(.error == "response_too_large") | .message' \
+    "$PEP_TMP/answered.jsonl")
+denied_by_policy: GET http://denied.test:80 is not allowed (default)"
+check "response_too_large's message names the limit" sh -c \
+    "jq -r 'select(.error == \"response_too_large\") | .message' \
+    '$PEP_TMP/answered.jsonl' | grep -q 11534336"
 check "every audit line is JSON with the documented fields" sh -c "jq -e -s '
     all(.[]; has(\"time\") and has(\"id\") and has(\"peer\") and
     has(\"method\") and has(\"url\") and has(\"host\") and has(\"ip\") and

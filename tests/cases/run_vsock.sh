@@ -2,7 +2,8 @@
 # pep-run's userspace vhost-user-vsock back-end with a real guest under
 # TCG: Debian's cloud kernel + a busybox initramfs whose guest-client
 # talks AF_VSOCK to CID 2 port 5000. Checks byte-exact echo, 32 concurrent
-# connections, a guest closing mid-stream, a bulk transfer, a host that
+# connections, a guest closing mid-stream, a bulk transfer each way (the
+# host's way with a guest that only reads: credit updates), a host that
 # is not listening, a host-initiated connection ("CONNECT P"), 2,000
 # guest connections beyond the cap (--vsock-max-conns), and the
 # lifecycle with the real QEMU (disk lock, SIGTERM -> QMP powerdown).
@@ -20,8 +21,8 @@ if ! sh "$TOP/tests/runner/mkguest.sh" "$G" >"$T/mkguest.log" 2>&1; then
 	skip "test guest not buildable: $(tail -1 "$T/mkguest.log")"
 	done_testing; exit
 fi
-case $BUILD in *asan*) bulk=${PEP_RUN_BULK:-4194304} ;;
-*) bulk=${PEP_RUN_BULK:-104857600} ;; esac
+case $BUILD in *asan*) bulk=${PEP_RUN_BULK:-4194304} down=4194304 ;;
+*) bulk=${PEP_RUN_BULK:-104857600} down=16777216 ;; esac
 truncate -s 16M "$T/disk.raw"
 EP=$TOP/tests/runner/endpoint.py
 
@@ -42,7 +43,7 @@ python3 "$EP" "$T/ep.sock" "$T/ep.log" &
 ep=$!
 sleep 0.5
 t0=$(date +%s)
-boot main "echo:4096,multi:64:65536,abort:50000,echo:1000000,bulk:$bulk" \
+boot main "echo:4096,multi:64:65536,abort:50000,echo:1000000,bulk:$bulk,down:$down" \
     --pepd-socket "$T/ep.sock"
 rc=$?
 diag "main boot: $(($(date +%s) - t0))s, rc $rc"
@@ -58,7 +59,12 @@ expect "$T/ep.log" "bulk $bulk ok" "host got the bulk bytes byte-exact"
 n=$(grep -c "echo 65536 ok" "$T/ep.log")
 [ "$n" -eq 64 ] && ok "host served 64 echo connections" ||
     not_ok "host served $n of 64"
-diag "$(grep 'bulk ok' "$T/main.con")"
+# host to guest with the guest sending nothing after its request: its
+# credit comes back only in CREDIT_UPDATE packets
+expect "$T/main.con" "PEPTEST down ok $down" \
+    "host to guest $down bytes byte-exact, the guest only reading"
+expect "$T/ep.log" "down $down ok" "host sent all $down bytes"
+diag "$(grep 'bulk ok\|down ok' "$T/main.con")"
 kill $ep 2>/dev/null
 
 # nothing listening: the guest sees the connection refused/reset

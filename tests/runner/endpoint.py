@@ -3,6 +3,7 @@
 (or TCP 127.0.0.1:PORT) and speaks the guest-client's line protocol:
   ECHO\\n   echo every byte until EOF
   BULK n\\n read n bytes, check the pattern, reply "OK n\\n" (or "BAD ...")
+  DOWN n\\n send n pattern bytes, then close
 Writes one line per connection to LOG: "<kind> <bytes> <ok|bad>"."""
 import os, socket, sys, threading
 
@@ -52,6 +53,16 @@ def handle(c, logpath):
             ok = ok and got == want
             c.sendall(b"OK %d\n" % got if ok else b"BAD %d\n" % got)
             log(logpath, "bulk %d %s" % (got, "ok" if ok else "bad"))
+        elif line.startswith(b"DOWN "):
+            want, sent = int(line[5:]), 0
+            while sent < want:
+                off = sent % 251
+                k = min(1 << 20, want - sent)
+                c.sendall((PAT * ((k + off) // 251 + 2))[off:off + k])
+                sent += k
+            c.shutdown(socket.SHUT_WR)
+            c.recv(1)
+            log(logpath, "down %d ok" % sent)
         else:
             log(logpath, "unknown %r" % line)
     except OSError as e:

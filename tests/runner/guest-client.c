@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -187,6 +188,51 @@ step_bulk(size_t size)
 fail:
 	printf("PEPTEST bulk FAIL %zu sent=%zu reply=%s\n", size, sent,
 	    reply);
+	return -1;
+}
+
+/*
+ * Host to guest only: ask for SIZE pattern bytes and read them, sending
+ * nothing more. The guest's credit reaches the host only in CREDIT_UPDATE
+ * packets, so a host that ignores them stalls after the first window:
+ * a 30 s receive timeout turns that into a FAIL line, not a hang.
+ */
+static int
+step_down(size_t size)
+{
+	static unsigned char buf[65536];
+	struct timeval tv = { .tv_sec = 30 };
+	char hdr[64];
+	size_t got = 0, i;
+	double t0 = now(), dt;
+	ssize_t n;
+	int fd, bad = 0;
+
+	fd = vconnect(PORT);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	snprintf(hdr, sizeof(hdr), "DOWN %zu\n", size);
+	if (write_all(fd, hdr, strlen(hdr)) < 0)
+		goto fail;
+	while (got < size) {
+		n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			goto fail;
+		for (i = 0; i < (size_t)n; i++)
+			bad |= buf[i] != pat(got + i);
+		got += (size_t)n;
+	}
+	if (bad || read(fd, buf, 1) != 0)
+		goto fail;
+	dt = now() - t0;
+	printf("PEPTEST down ok %zu %.2f MiB/s\n", size,
+	    (double)size / 1048576.0 / (dt > 0 ? dt : 1));
+	close(fd);
+	return 0;
+fail:
+	printf("PEPTEST down FAIL %zu got=%zu%s\n", size, got,
+	    bad ? " (wrong bytes)" : "");
 	return -1;
 }
 
@@ -371,6 +417,8 @@ main(int argc, char **argv)
 		    strtoul(argv[3], NULL, 10));
 	else if (argc >= 3 && strcmp(argv[1], "bulk") == 0)
 		r = step_bulk(strtoul(argv[2], NULL, 10));
+	else if (argc >= 3 && strcmp(argv[1], "down") == 0)
+		r = step_down(strtoul(argv[2], NULL, 10));
 	else if (argc >= 3 && strcmp(argv[1], "rtt") == 0)
 		r = step_rtt(strtoul(argv[2], NULL, 10));
 	else if (argc >= 3 && strcmp(argv[1], "abort") == 0)
