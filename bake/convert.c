@@ -573,6 +573,8 @@ convert_run(struct img *im, int outfd, const char *outname,
 		free(w[i].buf);
 	pthread_mutex_destroy(&j.lock);
 	sem_destroy(&j.cpus);
+	/* only the main worker draws: the others' last windows count now */
+	progress_update(p, atomic_load(&j.done));
 	progress_end(p);
 	st->bytes_shared = atomic_load(&j.shared);
 	st->bytes_read = atomic_load(&j.read) - st->bytes_shared;

@@ -76,3 +76,14 @@ done_testing() {
 	echo "1..$_n"
 	[ "$_fail" -eq 0 ]
 }
+
+# need_built PROGRAM...: a program this build makes must be there: one
+# missing fails the case (it is the build's fault, never a reason to skip).
+need_built() {
+	for _p in "$@"; do
+		[ -x "$_p" ] && continue
+		not_ok "$_p not built (make all, make guest)"
+		done_testing
+		exit 1
+	done
+}

@@ -79,8 +79,16 @@ progress() {
 	fi
 	script -qec "'$PEP_BAKE' '$IN' -o '$O/tty.raw' --size 1G 2>&1 \
 	    >/dev/null" /dev/null >"$PEP_TMP/tty.out" 2>&1
-	check "progress shown when stderr is a terminal" \
-	    test -s "$PEP_TMP/tty.out"
+	# the copy's percentage reaches 100.0%, and each step is named on
+	# the status line (erased with ESC [K before the next)
+	check "progress: the copy counts up to 100.0% on the terminal" \
+	    grep -q 'convert *100\.0%' "$PEP_TMP/tty.out"
+	_steps=$(tr '\r' '\n' <"$PEP_TMP/tty.out" |
+	    sed -n 's/^\x1b\[K\([a-z-]*\)$/\1/p' | tr '\n' ' ')
+	like "progress: every step named on the status line" "$_steps" \
+	    'open convert layout fs-open grow console nocloud .*commit'
+	check "progress: the status line is erased before the report" sh -c \
+	    "tr -d '\\r\\033' <'$PEP_TMP/tty.out' | grep -q 'commit\\[Kpep-bake: '"
 	rm -f "$O"/*
 }
 

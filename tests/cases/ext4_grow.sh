@@ -46,9 +46,7 @@ for _t in mkfs.ext4 resize2fs e2fsck dumpe2fs debugfs python3 sha256sum; do
 		skip "$_t missing"; done_testing; exit 0
 	fi
 done
-if [ ! -x "$GROW" ]; then
-	skip "$GROW missing"; done_testing; exit 0
-fi
+need_built "$GROW"
 TARBALL=$(alpine_minirootfs) || { not_ok "alpine minirootfs"; done_testing; exit 1; }
 
 # The cache: keyed by this script, the e2fsprogs version and the tarball.

@@ -12,8 +12,9 @@ T=$PEP_TMP
 UUID=01234567-89ab-cdef-0123-456789abcdef
 export E2FSPROGS_FAKE_TIME=1600000000
 
-if [ ! -x "$EDIT" ] || ! command -v debugfs >/dev/null; then
-	skip "ext4-edit or debugfs missing"
+need_built "$EDIT"
+if ! command -v debugfs >/dev/null; then
+	skip "debugfs missing"
 	done_testing
 	exit 0
 fi

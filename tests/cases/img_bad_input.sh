@@ -7,8 +7,9 @@
 DUMP=$TOP/$BUILD/img-dump
 T=$PEP_TMP
 
-if [ ! -x "$DUMP" ] || ! command -v qemu-img >/dev/null 2>&1; then
-	skip "img-dump or qemu-img missing"
+need_built "$DUMP"
+if ! command -v qemu-img >/dev/null 2>&1; then
+	skip "qemu-img missing"
 	done_testing
 	exit 0
 fi

@@ -10,8 +10,9 @@
 DUMP=$TOP/$BUILD/img-dump
 T=$PEP_TMP
 
-if [ ! -x "$DUMP" ] || ! command -v qemu-img >/dev/null 2>&1; then
-	skip "img-dump or qemu-img missing"
+need_built "$DUMP"
+if ! command -v qemu-img >/dev/null 2>&1; then
+	skip "qemu-img missing"
 	done_testing
 	exit 0
 fi
@@ -163,10 +164,20 @@ roundtrip "qcow2 2M clusters" "$T/c2m.qcow2" qcow2 qcow2-v3
 conv c512.qcow2 -O qcow2 -o cluster_size=512
 roundtrip "qcow2 512-byte clusters" "$T/c512.qcow2" qcow2 qcow2-v3
 
+# qio ARGS...: qemu-io, whose every command must succeed (it exits
+# non-zero and prints "... failed: ..." when one does not).
+qio() {
+	qemu-io "$@" >"$T/qio.out" 2>&1
+	_rc=$?
+	if [ "$_rc" -ne 0 ] || grep -aq "failed" "$T/qio.out"; then
+		not_ok "qemu-io $* (exit $_rc)"
+		sed 's/^/#   /' "$T/qio.out" | head -5
+	fi
+}
+
 # Zero clusters (v3 flag) written after conversion.
 cp "$T/v3.qcow2" "$T/zero.qcow2"
-qemu-io -f qcow2 -c 'write -z 0 64k' -c 'write -z 3M 1M' "$T/zero.qcow2" \
-    >/dev/null 2>&1
+qio -f qcow2 -c 'write -z 0 64k' -c 'write -z 3M 1M' "$T/zero.qcow2"
 roundtrip "qcow2 zero clusters" "$T/zero.qcow2" qcow2 qcow2-v3
 
 # zstd compression (compression_type=1, v3 only): every cluster size
@@ -184,9 +195,9 @@ roundtrip "qcow2 v3 zstd type, nothing compressed" "$T/zstdplain.qcow2" \
     qcow2 qcow2-v3
 # zstd clusters next to plain, zero and unallocated ones.
 cp "$T/zstdplain.qcow2" "$T/zstdmix.qcow2"
-qemu-io -f qcow2 -c 'write -c -P 0x5a 0 64k' -c 'write -c -P 0 1M 64k' \
+qio -f qcow2 -c 'write -c -P 0x5a 512k 64k' -c 'write -c -P 0 1536k 64k' \
     -c 'write -z 3M 64k' -c 'write -c -P 0xa5 4160k 64k' \
-    "$T/zstdmix.qcow2" >/dev/null 2>&1
+    "$T/zstdmix.qcow2"
 roundtrip "qcow2 zstd clusters among plain and zero ones" \
     "$T/zstdmix.qcow2" qcow2 qcow2-v3
 
@@ -258,30 +269,30 @@ roundtrip "qcow2 extended L2 zstd compressed" "$T/extl2-zstd.qcow2" \
 # keeps those clusters), partial writes into unallocated clusters (the
 # rest of the cluster stays unallocated), a compressed cluster.
 cp "$T/extl2.qcow2" "$T/sub.qcow2"
-qemu-io -f qcow2 -c 'write -z 2k 6k' -c 'write -z -u 10k 2k' \
+qio -f qcow2 -c 'write -z 2k 6k' -c 'write -z -u 10k 2k' \
     -c 'discard 128k 64k' -c 'write -P 0x5a 131k 3k' \
     -c 'discard 1034k 4k' -c 'write -z 1048k 2k' \
     -c 'write -P 0x77 4000k 1k' -c 'write -P 0x78 4006k 5k' \
     -c 'write -c -P 0x66 5M 64k' -c 'write -z 5248k 64k' \
     -c 'write -z -u 3M 1M' -c 'write -P 0x79 3080k 2k' \
-    "$T/sub.qcow2" >/dev/null 2>&1
+    "$T/sub.qcow2"
 roundtrip "qcow2 extended L2 zero/unallocated subclusters" \
     "$T/sub.qcow2" qcow2 qcow2-v3
 # 512-byte subclusters on an empty 16K-cluster disk.
 qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=16k \
     "$T/sub16k.qcow2" 1M
-qemu-io -f qcow2 -c 'write -P 0x11 0 512' -c 'write -P 0x12 1536 1k' \
+qio -f qcow2 -c 'write -P 0x11 0 512' -c 'write -P 0x12 1536 1k' \
     -c 'write -P 0x13 16k 16k' -c 'write -z 17k 512' \
     -c 'write -z -u 20k 3k' -c 'write -z 64k 1k' -c 'write -P 0x14 70k 7k' \
     -c 'write -c -P 0x15 96k 16k' -c 'write -P 0x16 1023k 1k' \
-    "$T/sub16k.qcow2" >/dev/null 2>&1
+    "$T/sub16k.qcow2"
 roundtrip "qcow2 extended L2 512-byte subclusters" "$T/sub16k.qcow2" \
     qcow2 qcow2-v3
 
 # Dynamic VHD written out of order by qemu (BAT entries not ascending).
 qemu-img create -q -f vpc "$T/ooo.vhd" 6M
-qemu-io -f vpc -c 'write -P 0x5a 5M 300k' -c 'write -P 0xa5 1000k 2M' \
-    -c 'write -P 0x33 0 512' "$T/ooo.vhd" >/dev/null 2>&1
+qio -f vpc -c 'write -P 0x5a 5M 300k' -c 'write -P 0xa5 1000k 2M' \
+    -c 'write -P 0x33 0 512' "$T/ooo.vhd"
 roundtrip "vpc dynamic, blocks out of order" "$T/ooo.vhd" vpc vhd-dynamic
 
 # Virtual size: CHS vs current_size by creator (qemu 7.2 rules).

@@ -72,19 +72,15 @@ case $BUILD in
 esac
 
 # The static guest binaries: once, in the plain build pass.
-case $BUILD in *asan*) done_testing; exit ;; esac
+case $BUILD in *asan*)
+	skip "static guest binaries: checked once, in the plain build's pass"
+	done_testing; exit ;;
+esac
 G=$TOP/build/guest
-if [ -x "$G/x86_64/pexi-bridge" ]; then
-	check "x86_64 guest binary is static" is_static "$G/x86_64/pexi-bridge"
-	suite "static x86_64" --bridge "$G/x86_64/pexi-bridge"
-else
-	skip "static x86_64: build/guest/x86_64/pexi-bridge missing" \
-	    "(make guest; needs musl-tools)"
-fi
-if [ ! -x "$G/aarch64/pexi-bridge" ]; then
-	skip "static aarch64: build/guest/aarch64/pexi-bridge missing" \
-	    "(make guest; needs gcc-aarch64-linux-gnu)"
-elif ! command -v qemu-aarch64 >/dev/null 2>&1; then
+need_built "$G/x86_64/pexi-bridge" "$G/aarch64/pexi-bridge"
+check "x86_64 guest binary is static" is_static "$G/x86_64/pexi-bridge"
+suite "static x86_64" --bridge "$G/x86_64/pexi-bridge"
+if ! command -v qemu-aarch64 >/dev/null 2>&1; then
 	skip "static aarch64: qemu-aarch64 missing (qemu-user)"
 else
 	check "aarch64 guest binary is static" is_static "$G/aarch64/pexi-bridge"

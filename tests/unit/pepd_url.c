@@ -98,10 +98,17 @@ edges(void)
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	tap_ok(url_parse(big, &u, NULL) < 0, "NULL pep_err is allowed");
-	url_free(NULL);
+	url_free(NULL);	/* a crash here fails the case */
 	memset(&u, 0, sizeof(u));
 	url_free(&u);
-	tap_ok(1, "url_free accepts NULL and an empty url");
+	tap_ok(u.path == NULL && u.match == NULL && u.url == NULL,
+	    "url_free accepts NULL and an empty url");
+	tap_ok(url_parse("http://a.test/p?q", &u, NULL) == 0 && u.url != NULL,
+	    "a parsed url owns its strings");
+	url_free(&u);
+	tap_ok(u.path == NULL && u.match == NULL && u.url == NULL,
+	    "url_free leaves no dangling pointers (a second free is safe)");
+	url_free(&u);
 }
 
 /* The URL string (audit, OPA, fetch) and the form rules match. */
