@@ -215,7 +215,10 @@ qcow2_check_header(struct img *im, const uint8_t *h, uint32_t hlen,
 		return qcow2_refuse_backing(im, h, e);
 	if (be32(h + 32) != 0)
 		return pep_errf(e, PEP_EUNSUPPORTED, "%s: encrypted qcow2 "
-		    "(method %u) is not supported", im->path, be32(h + 32));
+		    "(%s) is not supported: decrypt it first (qemu-img "
+		    "convert --image-opts with its secret)", im->path,
+		    be32(h + 32) == 1 ? "AES" : be32(h + 32) == 2 ? "LUKS" :
+		    "unknown method");
 	if (be32(h + 4) == 3) {
 		r = qcow2_check_features(im, h, hlen, e);
 		if (r < 0)
