@@ -18,7 +18,7 @@ import { ConfigError, DEFAULT_PATH, loadConfig } from './lib/config.js';
 import { log, why } from './lib/log.js';
 import { Stats } from './lib/mediate.js';
 import { PepdPool } from './lib/pepd.js';
-import { Results, runVisits } from './lib/visit.js';
+import { Results, quiesce, runVisits } from './lib/visit.js';
 
 const VERSION = '0.1.0';
 const USAGE = `usage: pexi-intercept [options]
@@ -103,8 +103,10 @@ async function start(cfg, once) {
 	log.info(`visits done: ${ok} of ${cfg.visits.length} loaded; ` +
 	    `${stats.mediated} requests mediated, ${pool.opened} pepd ` +
 	    'connections opened');
-	if (once)
+	if (once) {
+		await quiesce(browser);
 		await shutdown(0);
+	}
 	else
 		log.info('intercepting until stopped');
 }

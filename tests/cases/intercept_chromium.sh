@@ -28,8 +28,9 @@ ix_check_common chromium
 # The WebSocket is not paused by Fetch: Chromium connects by itself (in
 # the VM there is no route), and nothing reached an origin.
 is "chromium: the one direct connection attempt is the WebSocket's" \
-    "$(trapped '[.[] | select(.proto == "tcp") |
-    "\(.event) \(.dst):\(.port)"] | join(",")')" "connect 127.0.0.2:80"
+    "$(trapped '[.[] | select(.proto == "tcp") | "\(.event) \(.dst):\(.port)" +
+    (if .first != "" then " " + .first else "" end)] | join(",")')" \
+    "connect 127.0.0.2:80"
 is "chromium: a service worker registers (secure context), mediated" \
     "$(visit $V_SW .text)" "sw=registered"
 has_audit "chromium: ... the service worker's script" GET \

@@ -111,3 +111,24 @@ export async function runVisits(browser, cfg, stats, results) {
 	    screenshot: shot ? cfg.screenshot : null });
 	return ok;
 }
+
+// Before the session ends (--once): every page goes to about:blank while
+// requests are still intercepted. A page left open keeps loading what it
+// asks for later (a favicon, a service worker's fetch), and once the
+// runner is gone the browser would send those by itself.
+export async function quiesce(browser) {
+	let pages;
+	try {
+		pages = await browser.pages();
+	} catch (err) {
+		log.warn(`listing the pages to blank: ${why(err)}`);
+		return;
+	}
+	await Promise.all(pages.map(async (p) => {
+		try {
+			await p.goto('about:blank', { timeout: 5000 });
+		} catch (err) {
+			log.warn(`blanking ${p.url()}: ${why(err)}`);
+		}
+	}));
+}
