@@ -21,6 +21,9 @@
 
 struct ext4;
 
+/* The version of the libext2fs pep-bake carries (linked statically, so
+ * the one that writes every image): "1.47.0". */
+const char *ext4_lib_version(void);
 /* 1 if an ext2/3/4 superblock magic sits at byte offset off, else 0. */
 int ext4_probe(int fd, uint64_t off);
 /* The filesystem's last write time (else its creation time; 0 if

@@ -30,6 +30,14 @@
 #define EXT4_READ_MAX	(64u << 20)
 #define EXT4_SB_MAGIC_OFF	1080
 
+const char *
+ext4_lib_version(void)
+{
+	const char *v = NULL;
+
+	ext2fs_get_library_version(&v, NULL);
+	return v != NULL ? v : "unknown";
+}
 
 /* libext2fs passes the I/O layer's errno values through unchanged. */
 static int

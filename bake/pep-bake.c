@@ -17,6 +17,7 @@
 #include "../common/vec.h"
 #include "bake.h"
 #include "edit.h"
+#include "ext4.h"
 #include "report.h"
 #include "recipe.h"
 
@@ -236,7 +237,10 @@ parse_opt(struct bake_cli *c, int ch, const char *arg)
 	case 'q': c->o.quiet = 1; break;
 	case 'v': c->verbose++; break;
 	case 'h': usage(); exit(BAKE_EXIT_OK);
-	case 'V': printf("pep-bake %s\n", BAKE_VERSION); exit(BAKE_EXIT_OK);
+	case 'V':
+		printf("pep-bake %s (libext2fs %s, linked in)\n", BAKE_VERSION,
+		    ext4_lib_version());
+		exit(BAKE_EXIT_OK);
 	default:
 		if (ch >= OPT_CONTENT && ch < OPT_CONTENT + CONTENT_NKINDS) {
 			add_content(c, (enum content_kind)(ch - OPT_CONTENT),

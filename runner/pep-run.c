@@ -73,6 +73,8 @@ static const struct cli_option run_options[] = {
 	{ "print-cmdline", no_argument, OPT_PRINT, NULL,
 	  "print the QEMU command line and exit" },
 	{ "verbose", no_argument, 'v', NULL, "more messages" },
+	{ "quiet", no_argument, 'q', NULL,
+	  "errors only (not the accelerator chosen, the power-down)" },
 	{ "help", no_argument, 'h', NULL, "show this help" },
 	{ "version", no_argument, 'V', NULL,
 	  "show the version" },
@@ -191,6 +193,7 @@ parse_opt(struct run_cli *c, int ch, const char *arg)
 		o->vsock = (enum run_vsock)v;
 		break;
 	case 'v': c->verbose++; break;
+	case 'q': c->quiet = 1; break;
 	case 'h': usage(); exit(RUN_EXIT_OK);
 	case 'V': printf("pep-run %s\n", RUN_VERSION); exit(RUN_EXIT_OK);
 	default: usage_error("%s", "invalid option");
@@ -243,6 +246,6 @@ main(int argc, char **argv)
 	c.o.stop_timeout = 30;
 	c.o.arch = run_host_arch();
 	parse_args(&c, argc, argv);
-	log_init("pep-run", c.verbose, 0);
+	log_init("pep-run", c.verbose, c.quiet);
 	return vm_run(&c.o);
 }

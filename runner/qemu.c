@@ -155,6 +155,9 @@ kvm_tiny_run(int vm)
 }
 #endif
 
+/* The child's exit codes, and what each means for the user. */
+enum { KVM_OK, KVM_NO_OPEN, KVM_NO_API, KVM_NO_VM, KVM_NO_RUN };
+
 static _Noreturn void
 kvm_probe_child(void)
 {
@@ -162,31 +165,67 @@ kvm_probe_child(void)
 
 	alarm(3);
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (kvm < 0 || ioctl(kvm, KVM_GET_API_VERSION, 0) != 12)
-		_exit(1);
+	if (kvm < 0)
+		_exit(KVM_NO_OPEN);
+	if (ioctl(kvm, KVM_GET_API_VERSION, 0) != 12)
+		_exit(KVM_NO_API);
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0)
-		_exit(1);
-	_exit(kvm_tiny_run(vm) == 0 ? 0 : 1);
+		_exit(KVM_NO_VM);
+	_exit(kvm_tiny_run(vm) == 0 ? KVM_OK : KVM_NO_RUN);
 }
 
 /* In a child, so a nested KVM that hangs or crashes cannot take us. */
 int
-kvm_usable(void)
+kvm_usable(char *why, size_t len)
 {
+	static const char *const what[] = {
+		[KVM_NO_OPEN] = "/dev/kvm cannot be opened",
+		[KVM_NO_API] = "/dev/kvm is not KVM (API version not 12)",
+		[KVM_NO_VM] = "/dev/kvm cannot create a VM",
+		[KVM_NO_RUN] = "/dev/kvm cannot run a guest (nested "
+		    "virtualisation without KVM for guests?)",
+	};
 	pid_t pid;
-	int st;
+	int st, c;
 
-	if (access("/dev/kvm", R_OK | W_OK) < 0)
+	if (access("/dev/kvm", F_OK) < 0) {
+		snprintf(why, len, "no /dev/kvm (no KVM module, or a VM "
+		    "without nested virtualisation)");
 		return 0;
+	}
+	if (access("/dev/kvm", R_OK | W_OK) < 0) {
+		snprintf(why, len, "/dev/kvm: %s (join its group, often "
+		    "kvm)", strerror(errno));
+		return 0;
+	}
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		snprintf(why, len, "cannot probe /dev/kvm: fork: %s",
+		    strerror(errno));
 		return 0;
+	}
 	if (pid == 0)
 		kvm_probe_child();
-	if (waitpid(pid, &st, 0) < 0)
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR) {
+			snprintf(why, len, "cannot probe /dev/kvm: %s",
+			    strerror(errno));
+			return 0;
+		}
+	if (!WIFEXITED(st)) {
+		snprintf(why, len, "/dev/kvm hung or crashed a test guest "
+		    "(signal %d)", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 		return 0;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	c = WEXITSTATUS(st);
+	if (c == KVM_OK) {
+		snprintf(why, len, "/dev/kvm runs a guest");
+		return 1;
+	}
+	snprintf(why, len, "%s", c < (int)(sizeof(what) / sizeof(what[0])) &&
+	    what[c] != NULL ? what[c] : "/dev/kvm probe failed");
+	return 0;
 }
 
 int

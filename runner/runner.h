@@ -62,6 +62,7 @@ enum run_exit {
 struct run_cli {
 	struct run_opts o;
 	int verbose;
+	int quiet;		/* --quiet: errors only */
 };
 
 /* --- vm.c ------------------------------------------------------------ */
@@ -91,7 +92,9 @@ int argv_addf(struct run_argv *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void argv_free(struct run_argv *a);
 const char *run_host_arch(void);
-int kvm_usable(void);
+/* 1 if /dev/kvm runs a tiny guest (probed in a child); why says so or
+ * names what is missing, for the user. */
+int kvm_usable(char *why, size_t len);
 int vhost_vsock_usable(void);
 int efi_find(const char *arch, const char **code, const char **vars);
 const char *virtiofsd_find(void);

@@ -149,9 +149,22 @@ resolve(struct vm *vm, struct pep_err *e)
 		snprintf(qemu, sizeof(qemu), "qemu-system-%s", o->arch);
 		o->qemu = qemu;
 	}
-	if (o->accel == RUN_ACCEL_AUTO)
-		o->accel = strcmp(o->arch, run_host_arch()) == 0 &&
-		    kvm_usable() ? RUN_ACCEL_KVM : RUN_ACCEL_TCG;
+	if (o->accel == RUN_ACCEL_AUTO) {
+		char why[128];
+
+		if (strcmp(o->arch, run_host_arch()) != 0) {
+			o->accel = RUN_ACCEL_TCG;
+			log_info("accelerator: TCG (guest %s, host %s)",
+			    o->arch, run_host_arch());
+		} else if (kvm_usable(why, sizeof(why))) {
+			o->accel = RUN_ACCEL_KVM;
+			log_info("accelerator: KVM");
+		} else {
+			o->accel = RUN_ACCEL_TCG;
+			log_info("accelerator: TCG, several times slower: %s",
+			    why);
+		}
+	}
 	/* the kernel's vhost-vsock has no endpoint bridge here: user mode */
 	if (o->vsock == RUN_VSOCK_AUTO)
 		o->vsock = !endpoint && vhost_vsock_usable() ?

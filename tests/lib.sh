@@ -40,6 +40,14 @@ check_fail() {
 	else ok "$_d"; fi
 }
 
+# is DESCRIPTION GOT WANT: ok if the two strings are equal.
+is() {
+	if [ "$2" = "$3" ]; then ok "$1"; else
+		not_ok "$1"; diag "  got:  '$(printf '%s' "$2" | head -c 400)'"
+		diag "  want: '$3'"
+	fi
+}
+
 # like DESCRIPTION TEXT REGEX: ok if TEXT matches the extended REGEX.
 like() {
 	if printf '%s\n' "$2" | grep -Eq -- "$3"; then ok "$1"; else

@@ -49,6 +49,18 @@ command_line() {
 	exit_is "--version" 0 --version
 	check "--version prints a version" grep -Eq '[0-9]+\.[0-9]+' \
 	    "$PEP_TMP/bake.out"
+	# README: libext2fs is linked statically, from Debian's
+	# libext2fs-dev, so a host's shared libext2fs cannot change the
+	# bytes written.
+	like "--version names the libext2fs inside, libext2fs-dev's" \
+	    "$(cat "$PEP_TMP/bake.out")" \
+	    "\\(libext2fs $(pkg-config --modversion ext2fs), linked in\\)$"
+	is "no shared libext2fs or libcom_err needed" \
+	    "$(readelf -d "$PEP_BAKE" | grep NEEDED |
+	    grep -c -e libext2fs -e libcom_err)" 0
+	like "... its code is in the binary" \
+	    "$(nm "$PEP_BAKE" | grep -c -e ' T ext2fs_open2$' \
+	    -e ' T ext2fs_extent_open2$')" '^2$'
 	exit_is "-V" 0 -V
 	exit_is "unknown option" 2 --frobnicate "$IN" -o "$O/x.raw"
 	check "unknown option: says so on stderr" test -s "$PEP_TMP/bake.err"

@@ -97,4 +97,62 @@ for bad in vring_num huge memtable queue; do
 	    { not_ok "malformed vhost-user ($bad): rc $rc"
 	      sed 's/^/#   /' "$T/bad.out"; }
 done
+# --accel auto: KVM exactly when QEMU itself can run a guest with it (the
+# oracle: OVMF under accel=kvm for 3 s, then QMP query-status says
+# "running"; a nested /dev/kvm that cannot run guests says
+# "internal-error"), and the choice is said, with why for TCG.
+accel() { grep -o 'accel=[a-z]*' "$1" | head -1; }
+qemu_kvm_runs() {
+	[ -r /dev/kvm ] || return 1
+	code=$(ls /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_CODE.fd \
+	    2>/dev/null | head -1)
+	[ -n "$code" ] || return 2
+	{ echo '{"execute":"qmp_capabilities"}'; sleep 3
+	  echo '{"execute":"query-status"}'; echo '{"execute":"quit"}'; } |
+	    timeout 30 qemu-system-x86_64 -machine q35,accel=kvm -nodefaults \
+	    -display none -drive "if=pflash,format=raw,readonly=on,file=$code" \
+	    -qmp stdio 2>/dev/null | grep -q '"status": "running"'
+}
+if [ "$(uname -m)" = x86_64 ] && command -v qemu-system-x86_64 >/dev/null
+then
+	qemu_kvm_runs; q=$?
+	[ $q -eq 2 ] && not_ok "the KVM oracle needs OVMF (Debian: ovmf)"
+	want=accel=tcg why=' TCG, several times slower: .*/dev/kvm'
+	[ $q -eq 0 ] && want=accel=kvm why=' KVM$'
+	"$RUN" --print-cmdline --disk "$T/disk.raw" --vsock none \
+	    >"$T/cmd" 2>"$T/err"
+	is "--accel auto: as QEMU's own KVM run says ($want)" \
+	    "$(accel "$T/cmd")" "$want"
+	like "--accel auto: says which, and why TCG" "$(cat "$T/err")" \
+	    "^pep-run: accelerator:$why"
+	"$RUN" -q --print-cmdline --disk "$T/disk.raw" --vsock none \
+	    >"$T/cmd" 2>"$T/err"
+	is "--quiet: the choice is not said" "$(cat "$T/err")" ""
+	if [ -e /dev/kvm ] && [ "$(id -u)" -eq 0 ]; then
+		setpriv --reuid=65534 --regid=65534 --clear-groups \
+		    "$RUN" --print-cmdline --disk "$T/disk.raw" --vsock none \
+		    >"$T/cmd" 2>"$T/err"
+		is "--accel auto, /dev/kvm not ours: TCG, saying why" \
+		    "$(accel "$T/cmd") $(cat "$T/err")" \
+		    "accel=tcg pep-run: accelerator: TCG, several times slower: /dev/kvm: Permission denied (join its group, often kvm)"
+		# /dev/null in /dev/kvm's place, in a mount namespace of
+		# its own: opens, but is not KVM
+		unshare -m --propagation private sh -c \
+		    'mount --bind /dev/null /dev/kvm && exec "$@"' sh \
+		    "$RUN" --print-cmdline --disk "$T/disk.raw" --vsock none \
+		    >"$T/cmd" 2>"$T/err"
+		is "--accel auto, /dev/kvm not KVM: TCG, saying why" \
+		    "$(accel "$T/cmd") $(cat "$T/err")" \
+		    "accel=tcg pep-run: accelerator: TCG, several times slower: /dev/kvm is not KVM (API version not 12)"
+	fi
+	"$RUN" --print-cmdline --arch aarch64 --kernel "$T/seed.img" \
+	    --disk "$T/disk.raw" --vsock none >"$T/cmd" 2>"$T/err"
+	is "--accel auto, another architecture: TCG" \
+	    "$(accel "$T/cmd") $(cat "$T/err")" \
+	    "accel=tcg pep-run: accelerator: TCG (guest aarch64, host x86_64)"
+	"$RUN" --print-cmdline --accel kvm --disk "$T/disk.raw" \
+	    --vsock none >"$T/cmd" 2>"$T/err"
+	is "--accel kvm: KVM as asked, nothing said" \
+	    "$(accel "$T/cmd") $(cat "$T/err")" "accel=kvm "
+fi
 done_testing

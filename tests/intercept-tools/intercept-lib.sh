@@ -219,15 +219,6 @@ visit() {
 	    "$IX_RESULTS" 2>/dev/null
 }
 
-# is DESC GOT WANT
-is() {
-	if [ "$2" = "$3" ]; then ok "$1"; else
-		not_ok "$1"; diag "  got: $(printf '%s' "$2" | head -c 400)"
-		diag "  want: $3"
-	fi
-}
-
-# audit FILTER: jq -s over the audit log.
 # audit FILTER: jq -s over pepd's outcome lines (event "answered"; each
 # follows its "decided" line, which ix_check_common checks once).
 audit() {
