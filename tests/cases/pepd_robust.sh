@@ -115,6 +115,13 @@ L1=$!
     >"$PEP_TMP/slow.out" &
 L2=$!
 wait_lines "$PEP_TMP/term.jsonl" 300	# load is flowing
+# and the 4 slow requests are in flight: decided (their line is written
+# before the fetch starts), each held 5 s by the origin
+_i=0
+while [ "$(grep -c '"event":"decided".*/slow/5000' "$PEP_TMP/term.jsonl")" \
+    -lt 4 ] && [ $_i -lt 600 ]; do
+	sleep 0.05; _i=$((_i + 1))
+done
 t0=$(date +%s)
 pepd_stop
 t1=$(date +%s)
