@@ -17,9 +17,12 @@
 # mutant, and a bug fixed comes with the mutant that brings it back. A
 # mutant file is `git diff` output of one small, plausible bug (a wrong
 # bound, a dropped check, a swapped condition, a missing flag), headed by
-#   # cases: NAME [NAME...]   tests/cases/NAME.sh or tests/unit/NAME.c,
+#   # cases: NAME [NAME...]   tests/unit/NAME.c or tests/cases/NAME.sh
+#                             (unit/NAME, cases/NAME where both exist),
 #                             the quickest that catches it first
 #   # why: one line           the bug, and what the tests should see
+#   # env: VAR=value ...      (optional) for the shell cases: a part of a
+#                             long case (PEP_GROW_CASES=16-*, say)
 # If the named cases do not catch a realistic mutant, that is a hole in
 # the tests: strengthen the test (a real assertion of a real outcome),
 # never the mutant. Write one: break the code, `git diff >
@@ -32,6 +35,9 @@ M=$TOP/build/mutate
 TREE=$M/tree
 LOGS=$M/logs
 LIMIT=${PEP_MUTATE_TIMEOUT:-300}
+# The scratch tree has no ../shared beside it (tests/lib.sh looks there
+# for the Alpine minirootfs first): name this tree's.
+FIXTURES=${PEP_FIXTURES:-$TOP/../shared/alpine}
 killed=0
 survived=0
 errors=0
@@ -64,14 +70,17 @@ field() { sed -n "s/^# $2: *//p" "$1" | head -1; }
 # run_case LOG NAME: run one case on the scratch build; 0 if it passed,
 # 1 if it failed (stopped at its first "not ok"), 2 on the time limit.
 run_case() {
-	_log=$1 _c=$2
-	if [ -f "$TREE/tests/unit/$_c.c" ]; then
+	_log=$1 _c=${2#*/}
+	if [ "$2" != "cases/$_c" ] && [ -f "$TREE/tests/unit/$_c.c" ]; then
 		set -- "$TREE/build/tests/$_c" "$TREE/tests/data"
-	elif [ -f "$TREE/tests/cases/$_c.sh" ]; then
-		set -- env BUILD=build PEP_BAKE="$TREE/build/pep-bake" \
-		    PEP_CACHE="$TOP/build/fixtures" \
+	elif [ "$2" != "unit/$_c" ] && [ -f "$TREE/tests/cases/$_c.sh" ]; then
+		set -f
+		# shellcheck disable=SC2086 # VAR=value words
+		set -- env $_env BUILD=build PEP_BAKE="$TREE/build/pep-bake" \
+		    PEP_CACHE="$TOP/build/fixtures" PEP_FIXTURES="$FIXTURES" \
 		    PEP_GUEST_DIR="$TREE/build/guest" \
 		    sh "$TREE/tests/cases/$_c.sh"
+		set +f
 	else
 		echo "no such case: $_c" >"$_log"; return 3
 	fi
@@ -103,7 +112,7 @@ run_case() {
 # mutant FILE: apply, build, run the cases, revert.
 mutant() {
 	_f=$1 _n=$(basename "$1" .patch)
-	_cases=$(field "$_f" cases)
+	_cases=$(field "$_f" cases) _env=$(field "$_f" env)
 	if [ -z "$_cases" ] || [ -z "$(field "$_f" why)" ]; then
 		echo "ERROR    $_n: no '# cases:' or '# why:' line"
 		errors=$((errors + 1)) bad="$bad $_n"; return
@@ -124,7 +133,7 @@ mutant() {
 	else
 		_by="" _err=""
 		for _c in $_cases; do
-			run_case "$LOGS/$_n.$_c.log" "$_c"
+			run_case "$LOGS/$_n.$(echo "$_c" | tr / -).log" "$_c"
 			case $? in
 			0) continue ;;
 			1) _by=$_c ;;
@@ -139,7 +148,8 @@ mutant() {
 			errors=$((errors + 1)) bad="$bad $_n"
 		elif [ -n "$_by" ]; then
 			killed=$((killed + 1))
-			printf 'killed   %-28s in %4d s by %s\n' "$_n" "$_s" "$_by"
+			printf 'killed   %-28s in %4d s by %s: %.60s\n' "$_n" "$_s" \
+			    "$_by" "$(grep -m1 '^not ok' "$_log" | cut -c8-)"
 		else
 			survived=$((survived + 1)) bad="$bad $_n"
 			printf 'SURVIVED %-28s in %4d s (%s)\n' "$_n" "$_s" \
