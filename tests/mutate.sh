@@ -92,7 +92,7 @@ run_case() {
 	_bg=$!
 	_t0=$(now) _st=0
 	while [ ! -f "$_log.rc" ]; do
-		if grep -q '^not ok' "$_log" 2>/dev/null; then _st=1
+		if grep -aq '^not ok' "$_log" 2>/dev/null; then _st=1
 		elif [ $(($(now) - _t0)) -ge "$LIMIT" ]; then _st=2
 		else sleep 0.3; continue; fi
 		_pg=$(cat "$_log.pid" 2>/dev/null)
@@ -104,7 +104,7 @@ run_case() {
 	wait "$_bg" 2>/dev/null
 	rm -rf --one-file-system "$_tmp"
 	[ "$_st" -ne 0 ] && return "$_st"
-	[ "$(cat "$_log.rc")" = 0 ] && ! grep -q '^not ok' "$_log" &&
+	[ "$(cat "$_log.rc")" = 0 ] && ! grep -aq '^not ok' "$_log" &&
 	    return 0
 	return 1
 }
@@ -149,7 +149,7 @@ mutant() {
 		elif [ -n "$_by" ]; then
 			killed=$((killed + 1))
 			printf 'killed   %-28s in %4d s by %s: %.60s\n' "$_n" "$_s" \
-			    "$_by" "$(grep -m1 '^not ok' "$_log" | cut -c8-)"
+			    "$_by" "$(grep -am1 '^not ok' "$_log" | cut -c8-)"
 		else
 			survived=$((survived + 1)) bad="$bad $_n"
 			printf 'SURVIVED %-28s in %4d s (%s)\n' "$_n" "$_s" \
