@@ -1,7 +1,7 @@
 # pep: one Makefile for every program. `make` builds, `make check` runs
-# every test (unit, end-to-end, ASan+UBSan, brief fuzzing), `make demo`
-# bakes a demo image, `make bench` runs the benchmarks, `make fuzz` fuzzes
-# for longer.
+# every test (unit, end-to-end, ASan+UBSan, brief fuzzing, mutants),
+# `make demo` bakes a demo image, `make bench` runs the benchmarks,
+# `make fuzz` fuzzes for longer.
 
 CC	?= cc
 BUILD	?= build
