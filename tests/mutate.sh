@@ -148,8 +148,9 @@ mutant() {
 			errors=$((errors + 1)) bad="$bad $_n"
 		elif [ -n "$_by" ]; then
 			killed=$((killed + 1))
-			printf 'killed   %-28s in %4d s by %s: %.60s\n' "$_n" "$_s" \
-			    "$_by" "$(grep -am1 '^not ok' "$_log" | cut -c8-)"
+			printf 'killed   %-28s in %4d s by %s: %.60s\n' "$_n" \
+			    "$_s" "$_by" "$(grep -am1 '^not ok' "$_log" |
+			    cut -c8-)"
 		else
 			survived=$((survived + 1)) bad="$bad $_n"
 			printf 'SURVIVED %-28s in %4d s (%s)\n' "$_n" "$_s" \
