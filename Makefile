@@ -1,7 +1,7 @@
 # pep: one Makefile for every program. `make` builds, `make check` runs
-# every test (unit, end-to-end, ASan+UBSan, brief fuzzing), `make demo`
-# bakes a demo image, `make bench` runs the benchmarks, `make fuzz` fuzzes
-# for longer.
+# every test (unit, end-to-end, ASan+UBSan, brief fuzzing, mutants),
+# `make demo` bakes a demo image, `make bench` runs the benchmarks,
+# `make fuzz` fuzzes for longer.
 
 CC	?= cc
 BUILD	?= build
@@ -83,7 +83,7 @@ RUN_LIB = $(BUILD)/librunner.a
 PROGS += $(BUILD)/pep-run
 
 .PHONY: all deps check check-fast check-asan fuzz fuzz-brief bench demo \
-	clean install
+	clean install mutate
 all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN) $(PEPD_UNIT_BIN) $(PEPD_TOOL_BIN)
 
 deps:
@@ -221,6 +221,12 @@ check: deps
 	$(MAKE) BUILD=build-asan SAN=1 all
 	$(MAKE) fuzz-brief
 	PEP_STRICT=1 sh tests/run.sh
+	$(MAKE) mutate
+
+# mutate: every patch in tests/mutants is a small bug its named cases
+# must catch (tests/mutate.sh); make mutate MUTANTS=a,b runs some.
+mutate: all guest
+	PEP_MUTANTS=$(MUTANTS) sh tests/mutate.sh
 
 check-fast: all guest
 	PEP_NO_ASAN=1 PEP_NO_FUZZ=1 sh tests/run.sh

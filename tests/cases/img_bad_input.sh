@@ -202,6 +202,16 @@ cp "$T/good.qcow2" "$f"
 patch qcow2-l1 "$f" 0 8000001000000000
 bad "qcow2 L2 offset past EOF" "$f" "L2 table offset"
 
+# An L2 table that starts inside the file but runs past its end: the
+# last cluster, cut in half.
+f=$T/l2-tail.qcow2
+cp "$T/good.qcow2" "$f"
+cs=$((1 << $(od -An -tu1 -j23 -N1 "$f" | tr -d ' ')))
+l2=$(( ($(stat -c %s "$f") - 1) / cs * cs ))
+patch qcow2-l1 "$f" 0 "$(printf '80%014x' "$l2")"
+truncate -s $((l2 + cs / 2)) "$f"
+bad "qcow2 L2 table running past EOF" "$f" "L2 table offset"
+
 f=$T/l2-align.qcow2
 cp "$T/good.qcow2" "$f"
 patch qcow2-l1 "$f" 0 8000000000000200

@@ -117,9 +117,13 @@ out=$(req --raw-hex "$(printf '%08x' $((${#bad} / 2)))$bad" --wait 5000)
 expect_eq "an encoded surrogate (ed a0 80): bad_request" \
     "$(printf '%s\n' "$out" | head -1 | jfield .error.code)" "bad_request"
 code_of -u "$H/caf%C3%A9?q=%FF" >/dev/null
+code_of -u 'http://a"b\c/' >/dev/null
 pepd_stop
 check "every audit line is valid UTF-8 JSON (strict decoder)" \
     jsonl_valid "$AUDIT"
+expect_eq "a bad URL with a quote and a backslash is audited as sent" \
+    "$(jq -r 'select(.url | . != null and startswith("http://a")) | .url' \
+    "$AUDIT" | sort -u)" 'http://a"b\c/'
 
 # ---- 9: SIGTERM: every request read is answered and audited -----------------
 mkcfg "$PEP_TMP/q.json" "\"$PEP_TMP/term.jsonl\"" '["origin.test"]' \

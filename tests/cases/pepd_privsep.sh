@@ -43,6 +43,14 @@ like "...started as pepd --fetcher" "$(tr '\0' ' ' <"/proc/$F/cmdline" \
     2>/dev/null)" "--fetcher"
 expect_eq "the parent dropped to the configured user" \
     "$(status_of "$PEPD_PID" Uid)" "$NOBODY"
+ids_of() { awk -v k="$2:" '$1 == k { $1 = ""; print substr($0, 2) }' \
+    "/proc/$1/status"; }
+expect_eq "...real, effective, saved and fs uid" \
+    "$(ids_of "$PEPD_PID" Uid)" "$NOBODY $NOBODY $NOBODY $NOBODY"
+expect_eq "...and gid: the user's group" "$(ids_of "$PEPD_PID" Gid)" \
+    "$(id -g nobody) $(id -g nobody) $(id -g nobody) $(id -g nobody)"
+expect_eq "...its only group (root's are gone)" \
+    "$(ids_of "$PEPD_PID" Groups)" "$(id -g nobody)"
 expect_eq "the fetcher runs as the configured user" "$(status_of "$F" Uid)" \
     "$NOBODY"
 expect_eq "the fetcher has no_new_privs" "$(status_of "$F" NoNewPrivs)" "1"

@@ -89,6 +89,13 @@ expect_eq "1000 concurrent connections all answered 200" \
 m=$(curl -s --noproxy '*' http://127.0.0.1:9464/metrics)
 check "metrics: requests by decision" sh -c "printf '%s' '$m' |
     grep -q 'pepd_requests_total{decision=\"allow\"} [1-9]'"
+expect_eq "metrics: allow and deny counts are the audit's" \
+    "$(printf '%s\n' "$m" | awk '/^pepd_requests_total{decision="allow"}/ {
+        a = $2 } /^pepd_requests_total{decision="deny"}/ { d = $2 }
+        END { print a + 0, d + 0 }')" \
+    "$(jq -rs '[.[] | select(.event == "answered")] |
+        "\(map(select(.decision == "allow")) | length) \(map(select(
+        .decision == "deny")) | length)"' "$AUDIT")"
 check "metrics: latency histogram" sh -c "printf '%s' '$m' |
     grep -q 'pepd_request_duration_seconds_bucket{le=\"+Inf\"} [1-9]'"
 
