@@ -50,6 +50,10 @@ struct bake_opts {
 	const struct content_op *ops;	/* content operations, in order */
 	size_t nops;
 	int no_pexi;		/* do not install pexi-boot */
+	/* The runner's /etc/pexi/config.json (a recipe's "pexi_config"),
+	 * replacing the image's; NULL: the image's, else a default. */
+	const char *pexi_config;
+	size_t pexi_config_len;
 	const char *guest_dir;	/* where the guest files are (pexi.c) */
 	const char *arch;	/* the image must be this arch, or NULL */
 	enum bake_bootstrap bootstrap;

@@ -5,9 +5,9 @@
  * node_modules (/usr/local/lib/pexi/intercept: JavaScript, the same for
  * every architecture; it needs Node.js and Firefox in the image, which
  * pexi-boot checks for when it starts), the runner's configuration
- * (/etc/pexi/config.json, a default one unless the image has one), and
- * the OpenRC script /etc/init.d/pexi-boot with /etc/conf.d/pexi-boot,
- * enabled in the default runlevel.
+ * (/etc/pexi/config.json: the recipe's "pexi_config", else the image's,
+ * else a default one), and the OpenRC script /etc/init.d/pexi-boot with
+ * /etc/conf.d/pexi-boot, enabled in the default runlevel.
  *
  * The image's architecture is what /etc/apk/arch says, else the ELF
  * machine of /bin/busybox or /bin/sh (read inside the image). The guest
@@ -269,8 +269,13 @@ pexi_run(struct bake *b, const struct bake_step *s, struct pep_err *e)
 		    e);
 	if (r == 0)
 		r = pexi_runner(d, dir, b->r->epoch, e);
-	config = r == 0 && fsdir_stat(d, PEXI_CONFIG, &n, NULL) == -ENOENT;
-	if (config)
+	/* The recipe's configuration, else the image's, else a default. */
+	config = r == 0 && (b->o->pexi_config != NULL ||
+	    fsdir_stat(d, PEXI_CONFIG, &n, NULL) == -ENOENT);
+	if (config && b->o->pexi_config != NULL)
+		r = pexi_config_write(d, b->o->pexi_config,
+		    b->o->pexi_config_len, b->r->epoch, e);
+	else if (config)
 		r = pexi_config_write(d, pexi_default_config,
 		    sizeof(pexi_default_config) - 1, b->r->epoch, e);
 	if (r == 0)

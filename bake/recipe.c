@@ -618,6 +618,38 @@ k_pexi(struct rctx *c, const cJSON *v)
 	return 0;
 }
 
+/*
+ * The runner's configuration, an object, kept as cJSON prints it (tabs,
+ * a line end after it): pexi.c writes it to /etc/pexi/config.json. Its
+ * keys are the runner's to check (guest-init/intercept/README.md).
+ */
+static int
+k_pexi_config(struct rctx *c, const cJSON *v)
+{
+	struct bake_opts *o = &c->r->o;
+	char *text, *s;
+	size_t n;
+
+	if (!cJSON_IsObject(v))
+		return rerr(c, "expected an object: the intercept runner's "
+		    "configuration, like {\"visits\": "
+		    "[\"http://example.com/\"]}");
+	text = cJSON_Print(v);
+	if (text == NULL)
+		return rnomem(c);
+	n = strlen(text);
+	s = rmem(c->r, n + 2);
+	if (s != NULL) {
+		memcpy(s, text, n);
+		s[n] = '\n';
+		s[n + 1] = '\0';
+		o->pexi_config = s;
+		o->pexi_config_len = n + 1;
+	}
+	cJSON_free(text);
+	return s == NULL ? rnomem(c) : 0;
+}
+
 /* -------------------------------------------------------- operations */
 
 enum op_field {
@@ -1035,6 +1067,7 @@ static const struct rkey top_keys[] = {
 	{ "epoch", k_epoch },
 	{ "root_partition", k_root_partition },
 	{ "pexi", k_pexi },
+	{ "pexi_config", k_pexi_config },
 	{ "files", k_files },
 	{ "services", k_services },
 	{ "description", k_description },
@@ -1248,6 +1281,11 @@ recipe_parse(const char *buf, size_t len, const char *name,
 	    pep_errf(e, ENOMEM, "%s: out of memory", name);
 	if (r == 0)
 		r = walk_object(&c, root, top_keys, NTOP_KEYS, "an object");
+	if (r == 0 && c.r->o.no_pexi && c.r->o.pexi_config != NULL) {
+		path_add(&c, ".pexi_config");
+		r = rerr(&c, "the runner's configuration, with \"pexi\": "
+		    "false (no runner to read it)");
+	}
 	if (r == 0)
 		r = ctx_finish(&c);
 	if (r < 0 && root != NULL)
@@ -1374,6 +1412,10 @@ merge_scalars(const struct bake_opts *ro, struct bake_opts *o)
 		o->bootstrap_set = ro->bootstrap_set;
 	}
 	o->no_pexi = o->no_pexi || ro->no_pexi;
+	if (o->pexi_config == NULL) {
+		o->pexi_config = ro->pexi_config;
+		o->pexi_config_len = ro->pexi_config_len;
+	}
 }
 
 int

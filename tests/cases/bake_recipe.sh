@@ -276,6 +276,31 @@ like "--bootstrap tiny-cloud: a warning that none was found" \
     "$(cat "$PEP_TMP/bake.err")" 'warning: .*no tiny-cloud found'
 rm -f "$OB"
 
+# ------------------------------------------------------- pexi_config
+
+PC=$PEP_TMP/pc.json
+OP=$PEP_TMP/pc.raw
+printf '{"pexi_config": {"visits": ["http://a.test/"], "poweroff_after": true}}\n' \
+    >"$PC"
+bake --recipe "$PC" "$DISK" -o "$OP" --bootstrap none
+is "pexi_config (exit)" "$BAKE_RC" 0
+is "pexi_config: /etc/pexi/config.json as cJSON prints the object" \
+    "$(fs_cat "$OP" "$OFF" /etc/pexi/config.json)" "$(printf \
+    '{\n\t"visits":\t["http://a.test/"],\n\t"poweroff_after":\ttrue\n}')"
+rm -f "$OP"
+printf '{"visits": []}\n' >"$PEP_TMP/cli-config.json"
+bake --recipe "$PC" "$DISK" -o "$OP" --bootstrap none \
+    --upload "$PEP_TMP/cli-config.json:/etc/pexi/config.json"
+is "pexi_config under --upload of the same file: the flag's wins" \
+    "$(fs_cat "$OP" "$OFF" /etc/pexi/config.json)" '{"visits": []}'
+rm -f "$OP"
+bake --recipe "$PC" "$DISK" -o "$OP" --no-pexi --bootstrap none
+is "pexi_config with --no-pexi: nothing of pexi's written (exit)" \
+    "$BAKE_RC" 0
+check_fail "... no /etc/pexi/config.json" fs_exists "$OP" "$OFF" \
+    /etc/pexi/config.json
+rm -f "$OP"
+
 # ---------------------------------------------------------------- docs
 
 for m in bake/pep-recipe.5 bake/pep-bake.1; do

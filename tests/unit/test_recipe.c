@@ -111,6 +111,10 @@ dump_recipe(struct dump *d, const struct recipe *r)
 		    setup_bootstrap_name(o->bootstrap));
 	if (o->no_pexi)
 		dump_add(d, " no_pexi");
+	dump_str(d, "pexi_config", o->pexi_config);
+	if (o->pexi_config != NULL &&
+	    o->pexi_config_len != strlen(o->pexi_config))
+		dump_add(d, " pexi_config_len=%zu", o->pexi_config_len);
 	dump_add(d, "\n");
 	for (i = 0; i < r->nops; i++)
 		dump_op(d, &r->ops[i], r->where[i]);
@@ -267,13 +271,14 @@ merge_cases(void)
 	recipe_free(r);
 }
 
-/* One --console replaces the recipe's list; --no-pexi beats "pexi". */
+/* One --console replaces the recipe's list; --no-pexi beats "pexi";
+ * pexi_config comes from the recipe (no flag sets it). */
 static void
 merge_flags_cases(void)
 {
 	struct recipe *r = parse_str("{\"console\": [\"ttyS0\", \"hvc0\"], "
 	    "\"pexi\": true, \"bootstrap\": \"none\", \"arch\": \"x86_64\", "
-	    "\"root_partition\": 3}");
+	    "\"root_partition\": 3, \"pexi_config\": {\"visits\": []}}");
 	struct content_op *ops = NULL;
 	struct bake_opts o;
 	struct pep_err e = { 0, "" };
@@ -296,6 +301,10 @@ merge_flags_cases(void)
 	    strcmp(o.arch, "aarch64") == 0 && o.root_part == 1 &&
 	    o.input == NULL && o.output == NULL && !o.size_set,
 	    "merge flags: flags win, unset stays unset");
+	tap_ok(o.pexi_config != NULL &&
+	    strcmp(o.pexi_config, "{\n\t\"visits\":\t[]\n}\n") == 0 &&
+	    o.pexi_config_len == strlen(o.pexi_config),
+	    "merge flags: the recipe's pexi_config, as cJSON prints it");
 	free(ops);
 	recipe_free(r);
 }
