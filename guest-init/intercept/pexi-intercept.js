@@ -15,6 +15,7 @@ import { connectBrowser } from './lib/browser.js';
 import { interceptBidi } from './lib/bidi.js';
 import { interceptCdp } from './lib/cdp.js';
 import { ConfigError, DEFAULT_PATH, loadConfig } from './lib/config.js';
+import { GuestConsole, powerOff } from './lib/guest.js';
 import { log, why } from './lib/log.js';
 import { Stats } from './lib/mediate.js';
 import { PepdPool } from './lib/pepd.js';
@@ -73,7 +74,9 @@ function args() {
 async function start(cfg, once) {
 	const stats = new Stats();
 	const results = new Results(cfg.results);
+	const guest = new GuestConsole(cfg.console);
 	await results.open();
+	await guest.note('started: waiting for the browser');
 	pool = new PepdPool(cfg.bridge);
 	log.info(`connecting to the browser at ${cfg.browser.endpoint} ` +
 	    `(${cfg.browser.protocol})`);
@@ -96,17 +99,29 @@ async function start(cfg, once) {
 	const version = await browser.version();
 	log.info(`intercepting every request of ${version}; pepd through ` +
 	    `pexi-bridge at ${cfg.bridge.host}:${cfg.bridge.port}`);
+	await guest.note(`browser connected: ${version}`);
 	await results.write({ event: 'start', time: new Date().toISOString(),
 	    pid: process.pid, browser: version,
 	    protocol: cfg.browser.protocol });
-	const ok = await runVisits(browser, cfg, stats, results);
+	const ok = await runVisits(browser, cfg, stats, results, guest);
 	log.info(`visits done: ${ok} of ${cfg.visits.length} loaded; ` +
 	    `${stats.mediated} requests mediated, ${pool.opened} pepd ` +
 	    'connections opened');
-	if (once) {
+	await guest.note(`visits done: ${ok} of ${cfg.visits.length} loaded`);
+	// Every page to about:blank first, so nothing a page asks for later
+	// is sent unintercepted while the session ends.
+	if (once || cfg.poweroff_after)
 		await quiesce(browser);
-		await shutdown(0);
+	// The results are written: the shutdown that poweroff starts stops
+	// this runner (SIGTERM), which ends its session on the way out.
+	if (cfg.poweroff_after) {
+		log.info('powering off (poweroff_after)');
+		await guest.note('powering off');
+		if (!await powerOff())
+			await guest.note('cannot power off (see runner.log)');
 	}
+	if (once)
+		await shutdown(0);
 	else
 		log.info('intercepting until stopped');
 }

@@ -14,6 +14,7 @@ const WAIT_UNTIL = ['load', 'domcontentloaded', 'networkidle0',
 const str = (def) => ({ type: 'string', def });
 const strOrNull = (def) => ({ type: 'string', def, nullable: true });
 const int = (def, min, max) => ({ type: 'int', def, min, max });
+const bool = (def) => ({ type: 'bool', def });
 const oneOf = (def, values) => ({ type: 'enum', def, values });
 
 const SCHEMA = {
@@ -33,6 +34,10 @@ const SCHEMA = {
 	visits: { type: 'array', def: [] },
 	results: strOrNull('/var/lib/pexi/results.jsonl'),
 	screenshot: strOrNull('/var/lib/pexi/screenshot.png'),
+	// A file (a device: /dev/console) that gets a line per milestone.
+	console: strOrNull(null),
+	// After the visits, power the machine off (lib/guest.js).
+	poweroff_after: bool(false),
 };
 
 const VISIT = {
@@ -66,6 +71,11 @@ function checkValue(rule, v, where) {
 			throw new ConfigError(`${where}: want an integer ` +
 			    `${rule.min}-${rule.max}, got ` +
 			    JSON.stringify(v));
+		return v;
+	case 'bool':
+		if (typeof v !== 'boolean')
+			throw new ConfigError(`${where}: want true or false, ` +
+			    `got ${typeName(v)}`);
 		return v;
 	case 'enum':
 		if (!rule.values.includes(v))

@@ -88,7 +88,8 @@ async function screenshot(page, path) {
 }
 
 // Visit everything in cfg.visits; resolves with the number that loaded.
-export async function runVisits(browser, cfg, stats, results) {
+// guest (lib/guest.js) gets a line per visit.
+export async function runVisits(browser, cfg, stats, results, guest) {
 	const pages = await browser.pages();
 	const page = pages[0] ?? await browser.newPage();
 	let ok = 0;
@@ -101,6 +102,9 @@ export async function runVisits(browser, cfg, stats, results) {
 		    `${rec.ok ? 'loaded' : 'failed'} (status ${rec.status}, ` +
 		    `${rec.ms} ms, ${rec.requests.mediated} mediated)`);
 		await results.write(rec);
+		await guest?.note(`visit ${i} ${v.url}: ` +
+		    `${rec.ok ? 'loaded' : 'failed'}, status ${rec.status}, ` +
+		    `${rec.ms} ms, ${rec.requests.mediated} requests`);
 	}
 	// A popup may have taken the front: a page behind it gives no
 	// frames to capture (Chromium waits for one).

@@ -23,6 +23,16 @@ test('a visit may be a URL or an object; defaults filled', () => {
 	assert.equal(c.visits[1].wait_for, '#done');
 });
 
+test('no console lines and no poweroff unless asked', () => {
+	const c = parseConfig('{}');
+	assert.equal(c.console, null);
+	assert.equal(c.poweroff_after, false);
+	const d = parseConfig('{"console": "/dev/console", ' +
+	    '"poweroff_after": true}');
+	assert.equal(d.console, '/dev/console');
+	assert.equal(d.poweroff_after, true);
+});
+
 test('null switches results and the screenshot off', () => {
 	const c = parseConfig('{"results": null, "screenshot": null}');
 	assert.equal(c.results, null);
@@ -44,6 +54,8 @@ const refused = [
 	['{"visits": "http://a/"}', /visits: want an array/],
 	['{"results": ""}', /results: want a non-empty string or null/],
 	['{"a": ', /invalid JSON/],
+	['{"poweroff_after": 1}', /poweroff_after: want true or false, got number/],
+	['{"console": ""}', /console: want a non-empty string or null/],
 ];
 for (const [text, want] of refused) {
 	test(`refused: ${text}`, () => {
