@@ -24,6 +24,9 @@ command -v node >/dev/null && command -v npm >/dev/null && NODE=""
 # build the test guest (the kernel itself is fetched with apt-get download);
 # GRUB's EFI modules for tests/runner/mkefi.sh (grub-mkimage)
 RUN="qemu-system-x86 ovmf busybox-static cpio grub-efi-amd64-bin"
+# The demo guest and the flow test (images/debian-browser.sh): a Debian
+# root built by mmdebstrap from the Debian archive, checked with its keys
+FLOW="mmdebstrap debian-archive-keyring"
 # `make bench` only (ci/install-deps.sh bench): the references that
 # tests/bench/bench-pepd.sh and bench-bridge.sh measure against, and
 # mkfs.xfs for bench-copy.sh's XFS filesystem
@@ -31,7 +34,7 @@ BENCH="squid nginx-light socat xfsprogs"
 [ "${1:-}" = bench ] || BENCH=""
 
 missing=""
-for p in $BUILD $TEST $NODE $RUN $BENCH; do
+for p in $BUILD $TEST $NODE $RUN $FLOW $BENCH; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done

@@ -217,6 +217,7 @@ mk_root() {	# file
 	mib=$(du -sm "$W/root" | cut -f1)
 	mib=$((mib + mib / 5 + 64))
 	say "ext4 root: $mib MiB"
+	truncate -s "${mib}M" "$1"
 	E2FSPROGS_FAKE_TIME=$EPOCH mkfs.ext4 -q -F -L / -U "$FS_UUID" \
 	    -E "hash_seed=$HASH_SEED,lazy_itable_init=1,lazy_journal_init=1,nodiscard" \
 	    -d "$W/root" "$1" "${mib}M"

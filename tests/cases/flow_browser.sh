@@ -27,11 +27,14 @@ done
 ls /usr/share/OVMF/OVMF_CODE*.fd /usr/share/ovmf/OVMF.fd \
     /usr/share/qemu/OVMF.fd >/dev/null 2>&1 ||
     why="${why:+$why; }no OVMF firmware (Debian package ovmf)"
-[ -f "$TOP/build/guest/intercept/pexi-intercept.js" ] ||
-    why="${why:+$why; }no build/guest (make guest)"
 if [ -n "$why" ]; then
 	skip "$why"; done_testing; exit 0
 fi
+need_built "$PEP_BAKE" "$TOP/$BUILD/pep-run" "$TOP/$BUILD/pepd" \
+    "$TOP/build/guest/x86_64/pexi-bridge"
+[ -f "$TOP/build/guest/intercept/pexi-intercept.js" ] || {
+	not_ok "build/guest/intercept not built (make guest)"
+	done_testing; exit 1; }
 if ! sh "$TOP/images/debian-browser.sh" -q >"$T/image.log" 2>&1; then
 	skip "the demo guest cannot be built here: $(tail -1 "$T/image.log")"
 	done_testing; exit 0
