@@ -99,9 +99,10 @@ guest_image() {
 	src=$(recipe_get '.source | if type == "object" then .path else . end')
 	[ "$src" != null ] || die "$RECIPE has no source"
 	case $src in /*) ;; *) src=$(dirname "$RECIPE")/$src ;; esac
+	src=$(realpath -m "$src")
 	if [ -f "$builder" ]; then
 		say "$builder (cached in $(dirname "$src") while the script" \
-		    "is unchanged)"
+		    "and the Debian archive are unchanged)"
 		sh "$builder" -o "$src" ||
 		    die "$builder could not build the guest image (above)"
 	elif [ ! -f "$src" ]; then
@@ -116,6 +117,7 @@ guest_image() {
 bake() {
 	OUT=$(recipe_get .output)
 	case $OUT in /*) ;; *) OUT=$(dirname "$RECIPE")/$OUT ;; esac
+	OUT=$(realpath -m "$OUT")
 	set -- --recipe "$RECIPE"
 	# A recipe without the demo's page gets it from the command line.
 	if [ "$(recipe_get .pexi_config)" = null ]; then

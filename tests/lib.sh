@@ -69,7 +69,16 @@ alpine_minirootfs() {
 	[ -f "$_sums" ] || _sums="$TOP/tests/fixtures/SHA512SUMS"
 	mkdir -p "$PEP_CACHE"
 	_url=https://dl-cdn.alpinelinux.org/alpine/v3.20/releases/$_arch/$_f
-	curl -fsSL -o "$PEP_CACHE/$_f.part" "$_url" >&2 || return 1
+	if ! curl -fsSL -o "$PEP_CACHE/$_f.part" "$_url" 2>/dev/null; then
+		rm -f "$PEP_CACHE/$_f.part"
+		echo "the Alpine minirootfs $_f is needed: it is not in" \
+		    "$TOP/../shared/alpine, \$PEP_FIXTURES or $PEP_CACHE," \
+		    "and cannot be downloaded from $_url (no network?)." \
+		    "On a machine with internet, download it (its sha512 is" \
+		    "in tests/fixtures/SHA512SUMS) and put it in $PEP_CACHE" \
+		    "or in a folder named by PEP_FIXTURES" >&2
+		return 1
+	fi
 	_want=$(grep " $_f\$" "$_sums" | cut -d' ' -f1)
 	_got=$(sha512sum "$PEP_CACHE/$_f.part" | cut -d' ' -f1)
 	if [ -z "$_want" ] || [ "$_want" != "$_got" ]; then
