@@ -299,6 +299,7 @@ bench: all guest
 	sh tests/bench/bench-bridge.sh
 	sh tests/bench/bench-vsock.sh
 	sh tests/bench/bench-intercept.sh
+	sh tests/bench/bench-flow.sh
 
 demo: deps
 	$(MAKE) $(BUILD)/pep-bake guest
