@@ -59,12 +59,7 @@ prerequisites() {
 	ls /usr/share/OVMF/OVMF_CODE*.fd /usr/share/ovmf/OVMF.fd \
 	    /usr/share/qemu/OVMF.fd >/dev/null 2>&1 || die "no UEFI" \
 	    "firmware (OVMF): apt-get install ovmf (or: make deps)"
-	if [ ! -e /dev/kvm ]; then
-		say "demo: no /dev/kvm: the guest runs under TCG (emulation," \
-		    "a few minutes). For KVM: a host with virtualization on" \
-		    "(a VM needs nested virtualization), and the kvm_intel or" \
-		    "kvm_amd module loaded."
-	fi
+	# KVM or TCG: flow-run.sh says which, and why not KVM.
 }
 
 # ---- 2: the guest image ----------------------------------------------------

@@ -21,6 +21,10 @@ const path = require('node:path');
 
 const modules = process.env.NODE_MODULES ||
     path.join(__dirname, '..', '..', 'build', 'tools', 'node_modules');
+// Go's wasm_exec.js wants Web Crypto as a global: Node 18 (Debian 12's)
+// has it only as a module.
+globalThis.crypto ??= require('node:crypto').webcrypto;
+
 let runLint;
 try {
 	({ runLint } = require(path.join(modules, '@tktco', 'node-actionlint',
