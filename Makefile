@@ -1,7 +1,8 @@
 # pep: one Makefile for every program. `make` builds, `make check` runs
 # every test (unit, end-to-end, ASan+UBSan, brief fuzzing, mutants),
-# `make demo` bakes a demo image, `make bench` runs the benchmarks,
-# `make fuzz` fuzzes for longer.
+# `make demo` runs the whole flow (a browser VM built, baked, booted, a
+# page loaded through pepd; tests/demo.sh), `make bench` runs the
+# benchmarks, `make fuzz` fuzzes for longer.
 
 CC	?= cc
 BUILD	?= build
@@ -301,6 +302,8 @@ bench: all guest
 	sh tests/bench/bench-intercept.sh
 	sh tests/bench/bench-flow.sh
 
+# demo: the whole flow on the Debian-built browser guest; on a real Alpine
+# image (with internet): make demo RECIPE=images/alpine-3.20-uefi.json
 demo: deps
 	$(MAKE) $(BUILD)/pep-bake guest
 	sh tests/demo.sh
