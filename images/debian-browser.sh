@@ -86,7 +86,9 @@ KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 mkdir -p "$(dirname "$OUT")"
 W=$(mktemp -d "$(dirname "$OUT")/.debian-browser.XXXXXX")
 trap 'rm -rf --one-file-system "$W"' EXIT
-trap 'exit 1' INT TERM
+# Stopped: mmdebstrap (in the background) unmounts what it mounted in
+# the root before the tree goes.
+trap '[ -z "${mm:-}" ] || { kill "$mm" 2>/dev/null; wait "$mm"; }; exit 1' INT TERM
 
 # ---- the root tree ----------------------------------------------------
 # The initramfs: only the modules listed (a small image to unpack), those
@@ -105,7 +107,10 @@ EOF
 debootstrap() {
 	say "mmdebstrap: $SUITE from $MIRROR ($(echo "$PACKAGES" |
 	    tr ',' ' '))"
-	if ! SOURCE_DATE_EPOCH=$EPOCH mmdebstrap --variant=minbase \
+	# Its "I:" lines (the stages: download, extract, install, hooks) are
+	# the progress; all it says goes to mmdebstrap.log.
+	: >"$W/mmdebstrap.log"
+	SOURCE_DATE_EPOCH=$EPOCH mmdebstrap --variant=minbase \
 	    --mode=root --keyring="$KEYRING" --include="$PACKAGES" \
 	    --essential-hook="$(initramfs_hook)" \
 	    --dpkgopt='path-exclude=/usr/share/doc/*' \
@@ -114,7 +119,12 @@ debootstrap() {
 	    --dpkgopt='path-exclude=/usr/share/locale/*' \
 	    --dpkgopt='path-exclude=/usr/share/info/*' \
 	    "$SUITE" "$W/root" "deb $MIRROR $SUITE main" \
-	    >"$W/mmdebstrap.log" 2>&1; then
+	    >>"$W/mmdebstrap.log" 2>&1 &
+	mm=$!
+	# tail ends once mmdebstrap has (--pid)
+	[ -n "$QUIET" ] || tail -n +1 -f --pid="$mm" "$W/mmdebstrap.log" |
+	    sed -un 's/^I: \(.*\)/debian-browser:   \1/p' >&2
+	if ! wait "$mm"; then
 		tail -15 "$W/mmdebstrap.log" | sed 's/^/  /' >&2
 		die "mmdebstrap could not build the root from $MIRROR (above:" \
 		    "its last lines). Without access to a Debian archive set" \
