@@ -56,14 +56,6 @@ like() {
 	fi
 }
 
-# is DESCRIPTION GOT WANT: ok if GOT is exactly WANT.
-is() {
-	if [ "$2" = "$3" ]; then ok "$1"; else
-		not_ok "$1"; diag "  got: $(printf '%s' "$2" | head -c 400)"
-		diag "  want: $3"
-	fi
-}
-
 # The Alpine minirootfs tarball for ARCH (default x86_64): ../shared/alpine,
 # then $PEP_FIXTURES, then Alpine's CDN with the sha512 checked.
 alpine_minirootfs() {

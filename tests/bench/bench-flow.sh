@@ -31,13 +31,9 @@ echo "bench-flow: the demo guest (images/debian-browser.json): pep-run" \
     "start to the first page rendered"
 for accel in ${PEP_BENCH_ACCEL:-tcg kvm}; do
 	if [ "$accel" = kvm ] && ! "$RUN" --disk "$SEED" --accel auto \
-	    --efi --print-cmdline 2>/dev/null | grep -q accel=kvm; then
-		if [ -e /dev/kvm ]; then
-			echo "  kvm: /dev/kvm is here but does not run a" \
-			    "guest (nested virtualization off?): not measured"
-		else
-			echo "  kvm: no /dev/kvm here: not measured"
-		fi
+	    --efi --print-cmdline 2>"$T/why" | grep -q accel=kvm; then
+		echo "  kvm: not measured: $(sed -n \
+		    's/^pep-run: accelerator: //p' "$T/why")"
 		continue
 	fi
 	rm -f "$T/disk.raw"

@@ -133,19 +133,11 @@ echo "flow: origins on 127.0.0.1:80 (www.demo.test, img.demo.test," \
     "tracker.test); pepd allows: $ALLOW"
 
 # ---- the guest ----------------------------------------------------------
+# pep-run says which accelerator it takes and, for TCG, why.
 accel=$("$RUN" --disk "$DISK" --efi --accel "$ACCEL" --print-cmdline \
-    2>/dev/null | sed -n 's/.*accel=\([a-z]*\).*/\1/p')
+    2>"$DIR/accel.why" | sed -n 's/.*accel=\([a-z]*\).*/\1/p')
 echo "${accel:-unknown}" >"$DIR/accel"
-if [ "$ACCEL" = auto ] && [ "$accel" = tcg ]; then
-	if [ -e /dev/kvm ]; then
-		echo "flow: /dev/kvm is here but does not run a guest (a VM" \
-		    "without nested virtualization?): TCG, emulated, slower"
-	else
-		echo "flow: no /dev/kvm (KVM needs VT-x/AMD-V and the kvm_intel" \
-		    "or kvm_amd module; in a VM, nested virtualization): TCG," \
-		    "emulated, slower"
-	fi
-fi
+sed -n 's/^pep-run: accelerator: /flow: /p' "$DIR/accel.why"
 echo "flow: pep-run --efi, ${accel:-unknown}, $MEM, guest deadline" \
     "${DEADLINE}s"
 show='OpenRC .* is starting up|EXT4-fs \([a-z0-9]+\): mounted filesystem'
