@@ -14,7 +14,8 @@ BUILD="build-essential pkg-config libext2fs-dev libfdisk-dev libarchive-dev
 libcurl4-openssl-dev libcjson-dev libssl-dev zlib1g-dev libzstd-dev
 libidn2-dev"
 TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
-libclang-rt-14-dev xxd bc time python3 python3-yaml jq openssl iproute2 curl zstd
+libclang-rt-14-dev xxd bc time python3 python3-yaml jq openssl iproute2 curl
+zstd
 nghttp2-server fdisk openrc xfsprogs strace
 musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 firefox-esr chromium procps systemd"

@@ -56,7 +56,8 @@ function yamlKeys(text) {
 		}
 		m = /^ {2}([A-Za-z_][\w-]*):\s*(.*)$/.exec(line);
 		if (m && cur)
-			out.sub.get(cur).set(m[1], { line: i + 1, value: m[2] });
+			out.sub.get(cur).set(m[1],
+			    { line: i + 1, value: m[2] });
 	});
 	return out;
 }
@@ -173,12 +174,14 @@ async function main() {
 			({ wf: src, offset } = checkAction(file, text,
 			    problems));
 		} else if (!k.top.has('jobs')) {
-			problems.push(`${file}:1:1: neither a workflow ("jobs") ` +
+			problems.push(`${file}:1:1: neither a workflow ` +
+			    '("jobs") ' +
 			    'nor an action ("runs") [file]');
 			continue;
 		}
 		for (const r of await runLint(src, file))
-			problems.push(`${file}:${r.line + offset}:${r.column}: ` +
+			problems.push(`${file}:${r.line + offset}:` +
+			    `${r.column}: ` +
 			    `${r.message} [${r.kind}]`);
 	}
 	for (const p of problems)

@@ -64,7 +64,8 @@ like "the publish job fails when the two bakes' sums differ" \
     "$(y images.yml '[s.get("run", "") for s in
     d["jobs"]["publish"]["steps"]]')" 'cmp -s .*exit 1'
 is "the action is composite, recipe required" \
-    "$(y action.yml '(d["runs"]["using"], d["inputs"]["recipe"]["required"])')" \
+    "$(y action.yml '(d["runs"]["using"],
+    d["inputs"]["recipe"]["required"])')" \
     "('composite', True)"
 
 # The images job's scripts, on the recipe make check bakes offline.

@@ -102,7 +102,7 @@ check "the screenshot is a PNG" sh -c \
     "head -c 8 '$R/screenshot.png' | od -An -c | grep -q 'P   N   G'"
 [ "$_fail" -eq 0 ] || guest_logs
 
-# ---- the audit log and the origins ---------------------------------------------
+# ---- the audit log and the origins ----------------------------------------
 ans() { jq -c 'select(.event == "answered")' "$R/audit.jsonl"; }
 nreq=$(visit '.requests.mediated + (.requests.refused | add // 0)')
 is "one audit line per request the browser made ($nreq)" \
