@@ -97,7 +97,7 @@ guest_image() {
 	src=$(realpath -m "$src")
 	if [ -f "$builder" ]; then
 		say "$builder (cached in $(dirname "$src") while the script" \
-		    "and the Debian archive are unchanged)"
+		    "and its Debian mirror and suite are unchanged)"
 		sh "$builder" -o "$src" ||
 		    die "$builder could not build the guest image (above)"
 	elif [ ! -f "$src" ]; then
