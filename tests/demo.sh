@@ -155,8 +155,8 @@ results() {
 		jq -r 'select(.event == "visit") |
 		    "  \(.url): \(if .ok then "loaded" else "FAILED: \(.error)"
 		    end), status \(.status), title \"\(.title)\", \(.ms) ms",
-		    "  requests: \(.requests.mediated) through pepd, refused:" +
-		    " \(.requests.refused | tojson)",
+		    "  requests: \(.requests.mediated) fetched by pepd," +
+		    " refused: \(.requests.refused | tojson)",
 		    "  text:", (.text | split("\n") | map(select(. != "")) |
 		    .[] | "    | \(.)")' "$R/results.jsonl"
 	else
