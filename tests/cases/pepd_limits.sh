@@ -36,9 +36,20 @@ hold() {
 	exec 4>"$PEP_TMP/hold"
 	_i=0
 	while ! grep -q ready "$PEP_TMP/idle.out" 2>/dev/null &&
-	    [ $_i -lt 300 ]; do sleep 0.05; _i=$((_i + 1)); done
+	    [ $_i -lt 1200 ]; do sleep 0.05; _i=$((_i + 1)); done
+	grep -q ready "$PEP_TMP/idle.out" ||
+	    diag "hold $1: pep-load not connected after 60 s"
 }
 release() { exec 4>&-; wait "$HOLD_PID"; }
+# wait_conns N: until pepd's gauge says it holds N connections (accepted,
+# not just queued in the backlog), up to 30 s.
+wait_conns() {
+	_i=0
+	until curl -s --noproxy '*' http://127.0.0.1:9464/metrics |
+	    grep -q "^pepd_connections $1\$" || [ $_i -ge 600 ]; do
+		sleep 0.05; _i=$((_i + 1))
+	done
+}
 answer() { head -1 | jfield 'if .error then .error.code elif .status then
     "status \(.status)" else .event end'; }
 
@@ -86,6 +97,7 @@ pepd_stop
 mkcfg '{"max_connections": 3}'
 pepd_start "$PEP_TMP/pepd.json"
 hold 3
+wait_conns 3
 expect_eq "max_connections 3: a 4th connection is answered overloaded" \
     "$(req -u "$H/" --wait 5000 | answer)" "overloaded"
 release
