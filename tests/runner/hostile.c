@@ -66,6 +66,7 @@ static struct {
 	struct gq q[2];			/* 0 rx, 1 tx */
 	char qline[1024];
 	size_t qlen;
+	int qcaps;	/* qmp_capabilities done on this connection */
 	void (*on_rx)(const struct vsock_hdr *h, const uint8_t *p);
 } H = { .vu = -1, .qmp_listen = -1, .qmp = -1, .ep = -1 };
 
@@ -199,6 +200,7 @@ qmp_io(void)
 			return;
 		H.qmp = fd;
 		H.qlen = 0;
+		H.qcaps = 0;
 		qmp_write("{\"QMP\": {\"version\": {}, \"capabilities\": []}}"
 		    "\r\n");
 	}
@@ -209,8 +211,17 @@ qmp_io(void)
 		}
 		H.qline[H.qlen] = '\0';
 		H.qlen = 0;
-		if (strstr(H.qline, "system_powerdown") != NULL)
+		/* as QEMU: nothing but qmp_capabilities before it */
+		if (strstr(H.qline, "qmp_capabilities") != NULL) {
+			H.qcaps = 1;
+		} else if (!H.qcaps) {
+			qmp_write("{\"error\": {\"class\": \"CommandNotFound\", "
+			    "\"desc\": \"Expecting capabilities negotiation "
+			    "with 'qmp_capabilities'\"}}\r\n");
+			continue;
+		} else if (strstr(H.qline, "system_powerdown") != NULL) {
 			H.powerdown = 1;
+		}
 		qmp_write("{\"return\": {}}\r\n");
 	}
 }
