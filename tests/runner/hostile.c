@@ -6,7 +6,8 @@
  * RAM, eventfds for kicks and calls, vhost-user messages with SCM_RIGHTS,
  * a QMP server) and a malicious guest writing rings and packets itself.
  * One case per run, from the environment:
- *   HOSTILE_CASE  replies | conncap | backlog | budget | memtable | idle
+ *   HOSTILE_CASE  replies | descidx | conncap | backlog | budget | memtable
+ *                 | idle
  *                 | perf (not hostile: a fast guest, to time pep-run alone)
  *   HOSTILE_OUT   file for the results: "ok - ...", "not ok - ...", "# ..."
  *   HOSTILE_EP    the endpoint's unix socket (hostile serves it)
@@ -1046,6 +1047,35 @@ case_memtable(void)
 	say("# pep-run %s", getppid() == pp ? "did not stop us" : "is gone");
 }
 
+/* ---- case: descidx --------------------------------------------------- */
+
+/*
+ * The tx ring's first entry names descriptor num, one past the table (a
+ * well-formed packet sits there, in the gap before the avail ring): a
+ * protocol error pep-run must refuse, never follow.
+ */
+static void
+case_descidx(void)
+{
+	struct gq *g = &H.q[1];
+	uint64_t end = ms() + 3000;
+	pid_t pp = getppid();
+	struct vsock_hdr h;
+
+	vu_setup(256, 256, MEM_SIZE, 0);
+	pkt(&h, VSOCK_OP_CREDIT_REQUEST, 30000, 31000);
+	vsock_hdr_encode(&h, H.mem + BUF_OFF(1));
+	set_desc(g, g->num, BUF_OFF(1), VSOCK_HDR_SIZE, 0);
+	memcpy((void *)(g->avail + 4), &(uint16_t){ (uint16_t)g->num }, 2);
+	g->avail_idx++;
+	wr16(g->avail + 2, g->avail_idx);
+	kick(g);
+	say("# tx ring entry 0 names descriptor %u, the ring's size", g->num);
+	while (ms() < end && getppid() == pp)
+		pump(10);	/* pep-run stops us (SIGTERM) */
+	say("# pep-run %s", getppid() == pp ? "did not stop us" : "is gone");
+}
+
 /* ---- case: perf ---------------------------------------------------- */
 
 static int perf_up;
@@ -1177,6 +1207,8 @@ main(int argc, char **argv)
 		case_backlog();
 	else if (strcmp(c, "budget") == 0)
 		case_budget();
+	else if (strcmp(c, "descidx") == 0)
+		case_descidx();
 	else if (strcmp(c, "memtable") == 0)
 		case_memtable();
 	else if (strcmp(c, "idle") == 0)
