@@ -96,9 +96,10 @@ run_case() {
 		elif [ $(($(now) - _t0)) -ge "$LIMIT" ]; then _st=2
 		else sleep 0.3; continue; fi
 		_pg=$(cat "$_log.pid" 2>/dev/null)
-		[ -n "$_pg" ] && kill -TERM -- "-$_pg" 2>/dev/null
+		# (no "--": dash's kill takes it for a pid, and kills nothing)
+		[ -n "$_pg" ] && kill -TERM "-$_pg" 2>/dev/null
 		sleep 1
-		[ -n "$_pg" ] && kill -KILL -- "-$_pg" 2>/dev/null
+		[ -n "$_pg" ] && kill -KILL "-$_pg" 2>/dev/null
 		break
 	done
 	wait "$_bg" 2>/dev/null

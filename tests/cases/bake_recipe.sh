@@ -174,6 +174,11 @@ bad() {
 
 bad unknown-key ': .sise: unknown key (did you mean "size"?)' \
     '{"sise": "2G"}'
+# far from every key ("size" is 4 edits away: "over" deleted): no "did
+# you mean", the keys there are
+bad unknown-key-far \
+    ': .oversize: unknown key (expected "source", "output", "arch", "size",' \
+    '{"oversize": "2G"}'
 bad unknown-field \
     ': .files[0].contents: unknown key (did you mean "content"?)' \
     '{"files": [{"write": "/etc/motd", "contents": "x"}]}'

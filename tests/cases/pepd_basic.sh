@@ -89,7 +89,7 @@ expect_eq "3xx is returned, not followed" "$(printf '%s\n' "$out" | jfield \
     '"\(.status) \(.headers[] | select(.[0] == "Location") | .[1])"')" \
     "302 http://denied.test/x"
 out=$(req -j "{\"method\":\"GET\",\"url\":\"$H/slow/600\"}" \
-    -j "{\"method\":\"GET\",\"url\":\"$H/\"}" --text); n=$((n + 2))
+    -j "{\"method\":\"GET\",\"url\":\"$H/\"}" --text --wait 5000); n=$((n + 2))
 expect_eq "pipelined answers come in request order" \
     "$(printf '%s\n' "$out" | jfield .body | tr -d '\n')" "slowhello from origin"
 

@@ -4,6 +4,8 @@
 # loop and signal handling are what is tested: one case per defect,
 #   replies   a tx flood with no rx buffers: memory stays bounded, tx
 #             stalls and resumes, misaddressed packets are dropped
+#   descidx   a tx ring entry naming descriptor num (one past the table):
+#             refused as a protocol error, the VM stopped, exit 1
 #   conncap   cap + 2000 guest REQUESTs: the cap holds (RST), a host
 #             --vsock-socket client is still served, RLIMIT_NOFILE raised
 #   backlog   an endpoint whose backlog is full: vhost-user and SIGTERM
@@ -60,6 +62,12 @@ finished() {	# CASE: the harness ran to its end and pep-run exited 0
 
 hostile replies
 finished replies
+
+hostile descidx
+[ "$_rc" -eq 1 ] && grep -q "tx descriptor: " "$T/descidx.out" &&
+    ok "descidx: a descriptor index equal to the ring size is refused, exit 1" ||
+    { not_ok "descidx: pep-run rc $_rc, not refused"; sed 's/^/#   /' \
+    "$T/descidx.out" | tail -5; }
 
 # pep-run starts with a soft limit of 512 and raises it to the hard 4096
 export HOSTILE_CAP=256

@@ -6,7 +6,8 @@
  * RAM, eventfds for kicks and calls, vhost-user messages with SCM_RIGHTS,
  * a QMP server) and a malicious guest writing rings and packets itself.
  * One case per run, from the environment:
- *   HOSTILE_CASE  replies | conncap | backlog | budget | memtable | idle
+ *   HOSTILE_CASE  replies | descidx | conncap | backlog | budget | memtable
+ *                 | idle
  *                 | perf (not hostile: a fast guest, to time pep-run alone)
  *   HOSTILE_OUT   file for the results: "ok - ...", "not ok - ...", "# ..."
  *   HOSTILE_EP    the endpoint's unix socket (hostile serves it)
@@ -66,6 +67,7 @@ static struct {
 	struct gq q[2];			/* 0 rx, 1 tx */
 	char qline[1024];
 	size_t qlen;
+	int qcaps;	/* qmp_capabilities done on this connection */
 	void (*on_rx)(const struct vsock_hdr *h, const uint8_t *p);
 } H = { .vu = -1, .qmp_listen = -1, .qmp = -1, .ep = -1 };
 
@@ -199,6 +201,7 @@ qmp_io(void)
 			return;
 		H.qmp = fd;
 		H.qlen = 0;
+		H.qcaps = 0;
 		qmp_write("{\"QMP\": {\"version\": {}, \"capabilities\": []}}"
 		    "\r\n");
 	}
@@ -209,8 +212,17 @@ qmp_io(void)
 		}
 		H.qline[H.qlen] = '\0';
 		H.qlen = 0;
-		if (strstr(H.qline, "system_powerdown") != NULL)
+		/* as QEMU: nothing but qmp_capabilities before it */
+		if (strstr(H.qline, "qmp_capabilities") != NULL) {
+			H.qcaps = 1;
+		} else if (!H.qcaps) {
+			qmp_write("{\"error\": {\"class\": \"CommandNotFound\", "
+			    "\"desc\": \"Expecting capabilities negotiation "
+			    "with 'qmp_capabilities'\"}}\r\n");
+			continue;
+		} else if (strstr(H.qline, "system_powerdown") != NULL) {
 			H.powerdown = 1;
+		}
 		qmp_write("{\"return\": {}}\r\n");
 	}
 }
@@ -681,8 +693,11 @@ case_replies(void)
 	total = reply_flood(2, 32 * 1024, &grew);
 	check(grew < 8 * 1024, "tx flood, no rx buffers: pep-run grew "
 	    "%ld KiB (under 8 MiB)", grew);
-	check(total <= 2 * t->num, "tx stops while a ring's worth of "
-	    "replies waits: %llu packets taken", (unsigned long long)total);
+	/* each packet earns a reply, and the replies waiting are capped
+	 * at the ring's size: exactly a ring's worth is taken, no more */
+	check(total <= t->num, "tx stops while a ring's worth of "
+	    "replies waits: %llu packets taken (ring %u)",
+	    (unsigned long long)total, t->num);
 	/* offer rx buffers: the replies drain, and tx runs again */
 	last = rd16(t->used + 2);
 	after = 0;
@@ -1032,6 +1047,35 @@ case_memtable(void)
 	say("# pep-run %s", getppid() == pp ? "did not stop us" : "is gone");
 }
 
+/* ---- case: descidx --------------------------------------------------- */
+
+/*
+ * The tx ring's first entry names descriptor num, one past the table (a
+ * well-formed packet sits there, in the gap before the avail ring): a
+ * protocol error pep-run must refuse, never follow.
+ */
+static void
+case_descidx(void)
+{
+	struct gq *g = &H.q[1];
+	uint64_t end = ms() + 3000;
+	pid_t pp = getppid();
+	struct vsock_hdr h;
+
+	vu_setup(256, 256, MEM_SIZE, 0);
+	pkt(&h, VSOCK_OP_CREDIT_REQUEST, 30000, 31000);
+	vsock_hdr_encode(&h, H.mem + BUF_OFF(1));
+	set_desc(g, g->num, BUF_OFF(1), VSOCK_HDR_SIZE, 0);
+	memcpy((void *)(g->avail + 4), &(uint16_t){ (uint16_t)g->num }, 2);
+	g->avail_idx++;
+	wr16(g->avail + 2, g->avail_idx);
+	kick(g);
+	say("# tx ring entry 0 names descriptor %u, the ring's size", g->num);
+	while (ms() < end && getppid() == pp)
+		pump(10);	/* pep-run stops us (SIGTERM) */
+	say("# pep-run %s", getppid() == pp ? "did not stop us" : "is gone");
+}
+
 /* ---- case: perf ---------------------------------------------------- */
 
 static int perf_up;
@@ -1163,6 +1207,8 @@ main(int argc, char **argv)
 		case_backlog();
 	else if (strcmp(c, "budget") == 0)
 		case_budget();
+	else if (strcmp(c, "descidx") == 0)
+		case_descidx();
 	else if (strcmp(c, "memtable") == 0)
 		case_memtable();
 	else if (strcmp(c, "idle") == 0)

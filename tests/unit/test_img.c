@@ -180,6 +180,41 @@ test_chs(void)
 		close(fd);
 }
 
+/*
+ * A raw file whose data is followed by a hole up to its end (truncate
+ * -s, a sparse copy): the hole maps as zero, to the end, so nothing is
+ * read for it and the output stays sparse.
+ */
+static void
+test_raw_hole_tail(void)
+{
+	struct pep_err e = { 0, "" };
+	struct img *im = NULL;
+	uint64_t size = 1 << 20, len;
+	int fd = memfd_create("t", MFD_CLOEXEC), kind = -1, head = -1;
+
+	if (fd >= 0 && write(fd, disk, 4096) == 4096 &&
+	    ftruncate(fd, (off_t)size) == 0 &&
+	    img_open_fd(&im, fd, "mem", &e) == 0) {
+		len = size;
+		head = img_map(im, 0, &len, &e);
+		tap_ok(head == IMG_DATA && len == 4096,
+		    "raw, data then a hole to the end: the data (%llu bytes)",
+		    (unsigned long long)len);
+		len = size - 4096;
+		kind = img_map(im, 4096, &len, &e);
+		tap_ok(kind == IMG_ZERO && len == size - 4096,
+		    "raw, data then a hole to the end: the hole maps as zero, "
+		    "to the end (%s, %llu bytes)", kind == IMG_ZERO ? "zero" :
+		    "data", (unsigned long long)len);
+	} else {
+		tap_ok(0, "raw with a hole to the end: open: %s", e.msg);
+	}
+	img_close(im);
+	if (fd >= 0)
+		close(fd);
+}
+
 static void
 test_raw(void)
 {
@@ -201,6 +236,7 @@ test_raw(void)
 	if (fd >= 0)
 		close(fd);
 	img_close(NULL);
+	test_raw_hole_tail();
 }
 
 /* ---------------------------------------------------------- qcow2 */
