@@ -69,6 +69,8 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PEPD_UNIT_SRC = $(wildcard tests/unit/pepd_*.c)
 PEPD_UNIT_BIN = $(PEPD_UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+RUN_UNIT_SRC = $(wildcard tests/unit/run_*.c)
+RUN_UNIT_BIN = $(RUN_UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PEPD_TOOL_SRC = $(wildcard tests/pepd-tools/*.c)
 PEPD_TOOL_BIN = $(PEPD_TOOL_SRC:tests/pepd-tools/%.c=$(BUILD)/%)
 
@@ -85,7 +87,8 @@ PROGS += $(BUILD)/pep-run
 
 .PHONY: all deps check check-fast check-asan fuzz fuzz-brief bench demo \
 	clean install mutate
-all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN) $(PEPD_UNIT_BIN) $(PEPD_TOOL_BIN)
+all: $(PROGS) $(UNIT_BIN) $(TOOL_BIN) $(PEPD_UNIT_BIN) $(PEPD_TOOL_BIN) \
+	$(RUN_UNIT_BIN)
 
 deps:
 	@sh ci/install-deps.sh
@@ -129,6 +132,10 @@ $(BUILD)/hostile: tests/runner/hostile.c $(RUN_LIB) runner/runner.h
 $(PEPD_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(PEPD_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(PEPD_LIB) $(LDFLAGS) $(PEPD_LIBS)
+
+$(RUN_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(RUN_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(RUN_LIB) $(LDFLAGS)
 
 $(PEPD_TOOL_BIN): $(BUILD)/%: tests/pepd-tools/%.c $(PEPD_LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(PEPD_LIB) $(LDFLAGS) $(PEPD_LIBS)
