@@ -1022,7 +1022,10 @@ case_budget(void)
 	check(flood_run <= 4 * VSOCK_PKT_WEIGHT, "a tx ring kept full for "
 	    "%d ms: at most %llu packets per run over the ring (budget %d)",
 	    FLOOD_MS, (unsigned long long)flood_run, VSOCK_PKT_WEIGHT);
-	check(n >= 2 && answered == n && worst < 500, "every vhost-user "
+	/* a loop the flood starves answers only when it ends (FLOOD_MS);
+	 * a third of that leaves room for a loaded 2-core machine (641 ms
+	 * seen with other tests running) */
+	check(n >= 2 && answered == n && worst < FLOOD_MS / 3, "every vhost-user "
 	    "request during the flood answered, the slowest in %llu ms",
 	    (unsigned long long)worst);
 	check(total > 100 * VSOCK_PKT_WEIGHT, "and the back-end kept taking "
