@@ -191,6 +191,13 @@ int
 img_read_file(struct img *im, void *buf, size_t len, uint64_t off,
     const char *what, struct pep_err *e)
 {
+	return img_read_fd(im, im->fd, buf, len, off, what, e);
+}
+
+int
+img_read_fd(struct img *im, int fd, void *buf, size_t len, uint64_t off,
+    const char *what, struct pep_err *e)
+{
 	uint8_t *p = buf;
 	size_t done = 0;
 	ssize_t n;
@@ -198,7 +205,7 @@ img_read_file(struct img *im, void *buf, size_t len, uint64_t off,
 	if (off > im->file_size || len > im->file_size - off)
 		goto truncated;
 	while (done < len) {
-		n = pread(im->fd, p + done, len - done, (off_t)(off + done));
+		n = pread(fd, p + done, len - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

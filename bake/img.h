@@ -78,6 +78,10 @@ void img_close(struct img *im);
  */
 int img_read_file(struct img *im, void *buf, size_t len, uint64_t off,
     const char *what, struct pep_err *e);
+/* The same through fd: another open file description of the container
+ * (convert.c's workers each have one, and so their own readahead). */
+int img_read_fd(struct img *im, int fd, void *buf, size_t len, uint64_t off,
+    const char *what, struct pep_err *e);
 
 /* Big-endian helpers shared by the container readers. */
 static inline uint32_t

@@ -16,7 +16,7 @@ libidn2-dev"
 TEST="e2fsprogs gdisk qemu-utils mtools dosfstools clang llvm
 libclang-rt-14-dev xxd bc time python3 python3-yaml jq openssl iproute2 curl
 zstd
-nghttp2-server fdisk openrc xfsprogs strace
+nghttp2-server fdisk openrc xfsprogs strace eatmydata
 musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 firefox-esr chromium procps systemd"
 # The intercept runner: node runs it (tests), npm ci installs its

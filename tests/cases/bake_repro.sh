@@ -17,6 +17,7 @@ reproducible() {
 	    -o "$O/second.img" --size 1G
 	check "same bytes" same "$O/second.img" "$O/first.raw"
 	rm -f "$O/second.img"
+	unflushed
 
 	SOURCE_DATE_EPOCH=1700000000 bake_ok "bake with SOURCE_DATE_EPOCH" \
 	    "$IN" -o "$O/sde.raw" --size 1G
@@ -33,6 +34,30 @@ reproducible() {
 	check_fail "another epoch, other bytes" same "$O/other.raw" \
 	    "$O/epoch.raw"
 	rm -f "$O"/*
+}
+
+# pep-bake(1): the output is flushed to disk before it is named, and
+# `eatmydata pep-bake` skips every flush (a throwaway CI machine) for the
+# same bytes. The flushes are counted as the kernel sees them.
+flushes() {	# OUT CMD...: how many flush system calls CMD made
+	_o=$1; shift
+	strace -f -qq -e trace=fsync,fdatasync,sync_file_range,syncfs,sync \
+	    -o "$PEP_TMP/flush.st" "$@" -q "$IN" -o "$_o" --size 1G \
+	    >/dev/null 2>"$PEP_TMP/flush.err" ||
+	    { echo "#   $(head -1 "$PEP_TMP/flush.err")"; echo failed; return; }
+	grep -c -v -e '^+++' -e '^---' "$PEP_TMP/flush.st"
+}
+unflushed() {
+	_fl=$(flushes "$O/flushed.raw" "$PEP_BAKE")
+	check "a plain bake flushes ($_fl flush calls)" test "$_fl" -gt 0
+	rm -f "$O/flushed.raw"
+	if ! command -v eatmydata >/dev/null; then
+		skip "eatmydata pep-bake: no eatmydata"; return 0
+	fi
+	is "eatmydata pep-bake makes no flush" \
+	    "$(flushes "$O/eat.raw" eatmydata "$PEP_BAKE")" 0
+	check "... and writes the same bytes" same "$O/eat.raw" "$O/first.raw"
+	rm -f "$O/eat.raw"
 }
 
 # exit_is DESCRIPTION WANT ARGS...: pep-bake ARGS exits with WANT.
