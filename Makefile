@@ -48,9 +48,10 @@ BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/out.c bake/convert.c bake/layout.c bake/ext4fs.c bake/ext4_grow.c \
 	bake/ext4_place.c bake/ext4_io.c bake/edit_text.c bake/edit_console.c \
 	bake/edit_nocloud.c bake/bake.c bake/report.c bake/gpt.c bake/disk.c \
-	bake/ext4_quota.c bake/ext4_fsdir.c bake/fsdir.c bake/content.c \
+	bake/ext4_quota.c bake/ext4_fsdir.c bake/ext4_inode.c bake/ext4_dir.c \
+	bake/ext4_data.c bake/fsdir.c bake/content.c \
 	bake/tree.c bake/archive.c bake/setup.c bake/openrc.c \
-	bake/pexi.c bake/recipe.c
+	bake/pexi.c bake/recipe.c bake/recipe_ops.c
 BAKE_MAIN = bake/pep-bake.c
 
 PEPD_LIB_SRC = common/frame.c common/base64.c \

@@ -3,8 +3,8 @@
  * libext2fs: open and close (ext4fs.c), I/O on the caller's descriptor
  * (ext4_io.c), the grow (ext4_grow.c, ext4_place.c), quota files
  * (ext4_quota.c), and the fsdir backend every write goes through
- * (ext4_fsdir.c). Modules return 0 or a negative code and fill a
- * struct pep_err.
+ * (ext4_fsdir.c, ext4_inode.c, ext4_dir.c, ext4_data.c). Modules return
+ * 0 or a negative code and fill a struct pep_err.
  */
 #ifndef PEP_EXT4_H
 #define PEP_EXT4_H

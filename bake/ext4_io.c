@@ -16,7 +16,7 @@
  * directory's blocks are read for every name added. It is off while the
  * filesystem is grown (ext4_grow.c writes tables with its own pwrite),
  * and whoever writes the file around libext2fs afterwards says so with
- * ext4_io_forget (ext4_fsdir.c's file data). Transfers of several blocks
+ * ext4_io_forget (ext4_data.c's file data). Transfers of several blocks
  * or of bytes go to the file after the cached blocks they overlap are
  * written back (reads) or dropped (writes).
  *

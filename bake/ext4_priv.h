@@ -30,4 +30,57 @@ extern const struct fsdir_ops ext4_fsdir_ops;
 int ext4_lib_err(struct ext4 *x, struct pep_err *e, errcode_t err,
     const char *path, const char *what);
 
+/*
+ * The fsdir backend, ext4_fsdir_ops, in four files: what they share
+ * (each function's comment is at its definition).
+ */
+
+/* ext4_fsdir.c: the ops table and the glue */
+struct ext4 *ext4_of(struct fsdir *d);
+ext2_filsys ext4_fs_of(struct fsdir *d);
+int ext4_fsdir_err(struct fsdir *d, struct pep_err *e, errcode_t err,
+    const char *name, const char *what);
+int ext4_fsdir_change(struct fsdir *d, const char *name, struct pep_err *e);
+
+/* ext4_inode.c: inodes, made and freed; the ops make and set_meta */
+int ext4_inode_read(struct fsdir *d, ext2_ino_t ino,
+    struct ext2_inode_large *li, struct pep_err *e);
+int ext4_inode_write(struct fsdir *d, ext2_ino_t ino,
+    struct ext2_inode_large *li, struct pep_err *e);
+void ext4_inode_stamp(struct fsdir *d, struct ext2_inode_large *li,
+    int mtime, int born);
+int ext4_inode_touch_dir(struct fsdir *d, ext2_ino_t dir, struct pep_err *e);
+void ext4_inode_node(ext2_ino_t ino, const struct ext2_inode *in,
+    struct fs_node *n);
+errcode_t ext4_inode_free_last(ext2_filsys fs, ext2_ino_t ino, blk64_t from,
+    blk64_t to);
+int ext4_inode_free(struct fsdir *d, ext2_ino_t ino,
+    struct ext2_inode_large *li, struct pep_err *e);
+int ext4_inode_make(struct fsdir *d, uint64_t dir, const char *name,
+    const struct fs_meta *m, const char *target, struct fs_node *n,
+    struct pep_err *e);
+int ext4_inode_set_meta(struct fsdir *d, uint64_t node, unsigned what,
+    const struct fs_meta *m, struct pep_err *e);
+
+/* ext4_dir.c: directory entries; the ops lookup, link, unlink, iterate */
+errcode_t ext4_dir_add(ext2_filsys fs, ext2_ino_t dir, const char *name,
+    ext2_ino_t ino, int type);
+int ext4_dir_filetype(uint32_t mode);
+int ext4_dir_lookup(struct fsdir *d, uint64_t dir, const char *name,
+    struct fs_node *n, struct pep_err *e);
+int ext4_dir_link(struct fsdir *d, uint64_t dir, const char *name,
+    uint64_t node, struct pep_err *e);
+int ext4_dir_unlink(struct fsdir *d, uint64_t dir, const char *name,
+    struct pep_err *e);
+int ext4_dir_iterate(struct fsdir *d, uint64_t dir, fs_iter_fn fn,
+    void *arg, struct pep_err *e);
+
+/* ext4_data.c: file data; the ops write, truncate, read */
+int ext4_data_write(struct fsdir *d, uint64_t node, uint64_t off,
+    const void *buf, size_t len, struct pep_err *e);
+int ext4_data_truncate(struct fsdir *d, uint64_t node, uint64_t size,
+    struct pep_err *e);
+int ext4_data_read(struct fsdir *d, uint64_t node, uint64_t off, void *buf,
+    size_t len, size_t *got, struct pep_err *e);
+
 #endif

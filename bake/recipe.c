@@ -7,8 +7,12 @@
  * or "services" names (its kind key) and op_fields[] for the fields that
  * go with it. While it descends, the parser keeps the JSON path of the
  * value at hand, which every message starts with.
+ *
+ * This file holds the parser's tools (strings, the JSON path, errors,
+ * suggestions, values), the recipe's own keys, the text, loading and the
+ * merge with the command line; the content operations ("files",
+ * "services": op_kinds[], op_fields[]) are recipe_ops.c's.
  */
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,39 +24,17 @@
 #include <unistd.h>
 
 #include "../common/cli.h"
-#include "../common/vec.h"
 #include "edit.h"
-#include "openrc.h"
-#include "recipe.h"
+#include "recipe_priv.h"
 
-#define RECIPE_PATHMAX	192	/* the JSON path kept for messages */
 #define RECIPE_KEYSHOWN	40	/* bytes of a key shown in a path */
 #define RECIPE_KEYNEAR	32	/* longer keys get no suggestion */
 #define RECIPE_MAXBYTES	(1ULL << 53)	/* a size as a JSON number */
-
-enum { SEC_FILES, SEC_SERVICES, SEC_N };
 
 /* Every string a recipe holds: one allocation each, freed together. */
 struct recipe_mem {
 	struct recipe_mem *next;
 	char s[];
-};
-
-/* The operations of one section, as they are parsed. */
-struct opvec {
-	struct content_op *v;
-	const char **where;	/* where[i]: v[i]'s JSON path */
-	size_t n, cap, capw;
-};
-
-/* Where the parser is: the recipe it fills and the value at hand. */
-struct rctx {
-	struct recipe *r;
-	const char *dir;	/* relative host paths are joined to it */
-	struct pep_err *e;
-	struct opvec sec[SEC_N];
-	char path[RECIPE_PATHMAX];	/* ".files[3].mode" */
-	size_t plen;
 };
 
 /* A key of an object and the parser of its value. */
@@ -76,8 +58,8 @@ rmem(struct recipe *r, size_t n)
 }
 
 /* a, then "/" and b if b is given, as a new string of r's. */
-static char *
-rjoin(struct recipe *r, const char *a, const char *b)
+char *
+recipe_join(struct recipe *r, const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = b != NULL ? strlen(b) : 0;
 	int slash = b != NULL && (la == 0 || a[la - 1] != '/');
@@ -106,13 +88,9 @@ shown(const char *s, char *buf, size_t n)
 
 /* ------------------------------------------------------ path, errors */
 
-static size_t
-path_add(struct rctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 /* Append to the JSON path; returns the length to go back to. */
-static size_t
-path_add(struct rctx *c, const char *fmt, ...)
+size_t
+recipe_path_add(struct rctx *c, const char *fmt, ...)
 {
 	size_t mark = c->plen, room = sizeof(c->path) - c->plen;
 	va_list ap;
@@ -130,8 +108,8 @@ path_add(struct rctx *c, const char *fmt, ...)
 
 /* ".key" for a key that is a name, ["key"] for any other (jq's way:
  * .["a b"] at the top). */
-static size_t
-path_key(struct rctx *c, const char *key)
+size_t
+recipe_path_key(struct rctx *c, const char *key)
 {
 	char buf[RECIPE_KEYSHOWN + 4];
 	const char *k = key;
@@ -140,25 +118,21 @@ path_key(struct rctx *c, const char *key)
 	for (; *k != '\0' && name; k++)
 		name = isalnum((unsigned char)*k) || *k == '_';
 	if (name)
-		return path_add(c, ".%s", shown(key, buf, sizeof(buf)));
-	return path_add(c, "%s[\"%s\"]", c->plen == 0 ? "." : "",
+		return recipe_path_add(c, ".%s", shown(key, buf, sizeof(buf)));
+	return recipe_path_add(c, "%s[\"%s\"]", c->plen == 0 ? "." : "",
 	    shown(key, buf, sizeof(buf)));
 }
 
-static void
-path_set(struct rctx *c, size_t mark)
+void
+recipe_path_set(struct rctx *c, size_t mark)
 {
 	c->plen = mark;
 	c->path[mark] = '\0';
 }
 
-static int
-rerr(struct rctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 /* "PATH: message" (PEP_EUSAGE); the recipe's name goes in front later. */
-static int
-rerr(struct rctx *c, const char *fmt, ...)
+int
+recipe_err(struct rctx *c, const char *fmt, ...)
 {
 	char msg[PEP_ERR_MSGLEN];
 	va_list ap;
@@ -170,8 +144,8 @@ rerr(struct rctx *c, const char *fmt, ...)
 	    c->plen > 0 ? c->path : ".", msg);
 }
 
-static int
-rnomem(struct rctx *c)
+int
+recipe_nomem(struct rctx *c)
 {
 	return pep_errf(c->e, ENOMEM, "%s: out of memory",
 	    c->plen > 0 ? c->path : ".");
@@ -237,8 +211,8 @@ distance(const char *a, const char *b)
 }
 
 /* The name in names[0..n) nearest to key, if near enough, or NULL. */
-static const char *
-nearest(const char *key, const char *const *names, size_t n)
+const char *
+recipe_nearest(const char *key, const char *const *names, size_t n)
 {
 	const char *best = NULL;
 	size_t i, d, bestd = 3;
@@ -258,8 +232,8 @@ nearest(const char *key, const char *const *names, size_t n)
 }
 
 /* names[0..n) as "a", "b", "c" into buf. */
-static const char *
-name_list(const char *const *names, size_t n, char *buf, size_t len)
+const char *
+recipe_name_list(const char *const *names, size_t n, char *buf, size_t len)
 {
 	size_t i, at = 0;
 	int w;
@@ -280,77 +254,79 @@ static int
 unknown_key(struct rctx *c, const char *key, const char *const *names,
     size_t n)
 {
-	const char *near = nearest(key, names, n);
+	const char *near = recipe_nearest(key, names, n);
 	char list[PEP_ERR_MSGLEN];
 
 	if (near != NULL)
-		return rerr(c, "unknown key (did you mean \"%s\"?)", near);
-	return rerr(c, "unknown key (expected %s)",
-	    name_list(names, n, list, sizeof(list)));
+		return recipe_err(c, "unknown key (did you mean \"%s\"?)",
+		    near);
+	return recipe_err(c, "unknown key (expected %s)",
+	    recipe_name_list(names, n, list, sizeof(list)));
 }
 
 /* ------------------------------------------------------------ values */
 
-static int
-get_string(struct rctx *c, const cJSON *v, const char *want,
+int
+recipe_get_string(struct rctx *c, const cJSON *v, const char *want,
     const char **out)
 {
 	*out = "";
 	if (!cJSON_IsString(v) || v->valuestring == NULL)
-		return rerr(c, "expected %s", want);
+		return recipe_err(c, "expected %s", want);
 	*out = v->valuestring;
 	return 0;
 }
 
 /* A copy of a string value (want: what it should be, for messages). */
-static int
-copy_string(struct rctx *c, const cJSON *v, const char *want, int empty_ok,
-    const char **out)
+int
+recipe_copy_string(struct rctx *c, const cJSON *v, const char *want,
+    int empty_ok, const char **out)
 {
 	const char *s;
-	int r = get_string(c, v, want, &s);
+	int r = recipe_get_string(c, v, want, &s);
 
 	if (r < 0)
 		return r;
 	if (!empty_ok && s[0] == '\0')
-		return rerr(c, "expected %s, not \"\"", want);
-	*out = rjoin(c->r, s, NULL);
-	return *out == NULL ? rnomem(c) : 0;
+		return recipe_err(c, "expected %s, not \"\"", want);
+	*out = recipe_join(c->r, s, NULL);
+	return *out == NULL ? recipe_nomem(c) : 0;
 }
 
 /* A host path, joined to the recipe's directory unless absolute. */
-static int
-host_path(struct rctx *c, const cJSON *v, const char **out)
+int
+recipe_host_path(struct rctx *c, const cJSON *v, const char **out)
 {
 	const char *s;
-	int r = get_string(c, v, "a file name (relative to the recipe)", &s);
+	int r = recipe_get_string(c, v, "a file name (relative to the recipe)",
+	    &s);
 
 	if (r < 0)
 		return r;
 	if (s[0] == '\0')
-		return rerr(c, "expected a file name, not \"\"");
+		return recipe_err(c, "expected a file name, not \"\"");
 	if (s[0] == '/' || c->dir == NULL)
-		*out = rjoin(c->r, s, NULL);
+		*out = recipe_join(c->r, s, NULL);
 	else
-		*out = rjoin(c->r, c->dir, s);
-	return *out == NULL ? rnomem(c) : 0;
+		*out = recipe_join(c->r, c->dir, s);
+	return *out == NULL ? recipe_nomem(c) : 0;
 }
 
 /* An absolute path in the image. */
-static int
-image_path(struct rctx *c, const cJSON *v, const char **out)
+int
+recipe_image_path(struct rctx *c, const cJSON *v, const char **out)
 {
 	static const char want[] = "an absolute path in the image, like "
 	    "\"/etc/motd\"";
 	const char *s;
-	int r = get_string(c, v, want, &s);
+	int r = recipe_get_string(c, v, want, &s);
 
 	if (r < 0)
 		return r;
 	if (s[0] != '/')
-		return rerr(c, "expected %s", want);
-	*out = rjoin(c->r, s, NULL);
-	return *out == NULL ? rnomem(c) : 0;
+		return recipe_err(c, "expected %s", want);
+	*out = recipe_join(c->r, s, NULL);
+	return *out == NULL ? recipe_nomem(c) : 0;
 }
 
 static int
@@ -365,27 +341,7 @@ get_int(struct rctx *c, const cJSON *v, long long lo, long long hi,
 		*out = (long long)d;
 		return 0;
 	}
-	return rerr(c, "expected an integer from %lld to %lld", lo, hi);
-}
-
-/* Decimal digits only, at most max. */
-static int
-dec_u32(const char *s, size_t n, uint32_t max, uint32_t *out)
-{
-	unsigned long long v = 0;
-	size_t i;
-
-	if (n == 0 || n > 10)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned long long)(s[i] - '0');
-	}
-	if (v > max)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
+	return recipe_err(c, "expected an integer from %lld to %lld", lo, hi);
 }
 
 /* ----------------------------------------------------------- objects */
@@ -428,18 +384,18 @@ walk_object(struct rctx *c, const cJSON *o, const struct rkey *keys,
 	int r;
 
 	if (!cJSON_IsObject(o))
-		return rerr(c, "expected %s", what);
+		return recipe_err(c, "expected %s", what);
 	cJSON_ArrayForEach(v, o) {
-		mark = path_key(c, v->string);
+		mark = recipe_path_key(c, v->string);
 		i = key_index(keys, n, v->string);
 		if (i == n)
 			r = key_unknown(c, v->string, keys, n);
 		else if (seen & 1UL << i)
-			r = rerr(c, "duplicate key");
+			r = recipe_err(c, "duplicate key");
 		else
 			r = keys[i].parse(c, v);
 		seen |= i < n ? 1UL << i : 0;
-		path_set(c, mark);
+		recipe_path_set(c, mark);
 		if (r < 0)
 			return r;
 	}
@@ -451,19 +407,19 @@ walk_object(struct rctx *c, const cJSON *o, const struct rkey *keys,
 static int
 k_source_path(struct rctx *c, const cJSON *v)
 {
-	int r = host_path(c, v, &c->r->o.input);
+	int r = recipe_host_path(c, v, &c->r->o.input);
 
 	if (r == 0)
-		c->r->source_where = rjoin(c->r, c->path, NULL);
-	return r == 0 && c->r->source_where == NULL ? rnomem(c) : r;
+		c->r->source_where = recipe_join(c->r, c->path, NULL);
+	return r == 0 && c->r->source_where == NULL ? recipe_nomem(c) : r;
 }
 
 static int
 k_source_later(struct rctx *c, const cJSON *v)
 {
 	(void)v;
-	return rerr(c, "downloads are not supported yet: give the image's "
-	    "local \"path\"");
+	return recipe_err(c, "downloads are not supported yet: give the "
+	    "image's local \"path\"");
 }
 
 static const struct rkey source_keys[] = {
@@ -484,9 +440,9 @@ k_source(struct rctx *c, const cJSON *v)
 	    sizeof(source_keys[0]), "a file name or an object like "
 	    "{\"path\": FILE}");
 	if (r == 0 && c->r->o.input == NULL) {
-		mark = path_add(c, ".path");
-		r = rerr(c, "missing (the image to bake)");
-		path_set(c, mark);
+		mark = recipe_path_add(c, ".path");
+		r = recipe_err(c, "missing (the image to bake)");
+		recipe_path_set(c, mark);
 	}
 	return r;
 }
@@ -496,7 +452,7 @@ k_source(struct rctx *c, const cJSON *v)
 static int
 k_output(struct rctx *c, const cJSON *v)
 {
-	return host_path(c, v, &c->r->o.output);
+	return recipe_host_path(c, v, &c->r->o.output);
 }
 
 static int
@@ -504,7 +460,7 @@ k_description(struct rctx *c, const cJSON *v)
 {
 	const char *s;
 
-	return get_string(c, v, "a string", &s);
+	return recipe_get_string(c, v, "a string", &s);
 }
 
 static int
@@ -512,17 +468,17 @@ k_arch(struct rctx *c, const cJSON *v)
 {
 	char list[256], buf[64];
 	const char *s;
-	int r = get_string(c, v, "an Alpine architecture, like \"x86_64\"",
-	    &s);
+	int r = recipe_get_string(c, v,
+	    "an Alpine architecture, like \"x86_64\"", &s);
 
 	if (r < 0)
 		return r;
 	if (!pexi_arch_known(s)) {
 		pexi_arch_names(list, sizeof(list));
-		return rerr(c, "\"%s\" is not an Alpine architecture "
+		return recipe_err(c, "\"%s\" is not an Alpine architecture "
 		    "(expected one of %s)", shown(s, buf, sizeof(buf)), list);
 	}
-	return copy_string(c, v, "", 0, &c->r->o.arch);
+	return recipe_copy_string(c, v, "", 0, &c->r->o.arch);
 }
 
 static int
@@ -538,10 +494,10 @@ k_size(struct rctx *c, const cJSON *v)
 	    cli_parse_size(v->valuestring, &o->size) < 0)
 		o->size = 0;
 	if (o->size == 0)
-		return rerr(c, "expected a size like \"2G\" or a number of "
-		    "bytes");
+		return recipe_err(c, "expected a size like \"2G\" or a number "
+		    "of bytes");
 	if (o->size % 512 != 0)
-		return rerr(c, "%llu bytes is not a multiple of 512",
+		return recipe_err(c, "%llu bytes is not a multiple of 512",
 		    (unsigned long long)o->size);
 	o->size_set = 1;
 	return 0;
@@ -558,16 +514,16 @@ k_console(struct rctx *c, const cJSON *v)
 
 	if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 ||
 	    cJSON_GetArraySize(v) > BAKE_MAXCONSOLES)
-		return rerr(c, "expected an array of 1 to %d console names, "
-		    "like [\"hvc0\"]", BAKE_MAXCONSOLES);
+		return recipe_err(c, "expected an array of 1 to %d console "
+		    "names, like [\"hvc0\"]", BAKE_MAXCONSOLES);
 	o->nconsoles = 0;
 	cJSON_ArrayForEach(it, v) {
-		mark = path_add(c, "[%zu]", o->nconsoles);
-		r = copy_string(c, it, "a console name, like \"hvc0\"", 0,
-		    &o->consoles[o->nconsoles]);
+		mark = recipe_path_add(c, "[%zu]", o->nconsoles);
+		r = recipe_copy_string(c, it, "a console name, like \"hvc0\"",
+		    0, &o->consoles[o->nconsoles]);
 		if (r == 0 && console_check(it->valuestring, &ce) < 0)
-			r = rerr(c, "%s", ce.msg);
-		path_set(c, mark);
+			r = recipe_err(c, "%s", ce.msg);
+		recipe_path_set(c, mark);
 		if (r < 0)
 			return r;
 		o->nconsoles++;
@@ -581,7 +537,7 @@ k_bootstrap(struct rctx *c, const cJSON *v)
 	int b = cJSON_IsString(v) ? setup_bootstrap_of(v->valuestring) : -1;
 
 	if (b < 0)
-		return rerr(c, "expected \"auto\", \"cloud-init\", "
+		return recipe_err(c, "expected \"auto\", \"cloud-init\", "
 		    "\"tiny-cloud\" or \"none\"");
 	c->r->o.bootstrap = (enum bake_bootstrap)b;
 	c->r->o.bootstrap_set = 1;
@@ -613,7 +569,7 @@ static int
 k_pexi(struct rctx *c, const cJSON *v)
 {
 	if (!cJSON_IsBool(v))
-		return rerr(c, "expected true or false");
+		return recipe_err(c, "expected true or false");
 	c->r->o.no_pexi = cJSON_IsFalse(v);
 	return 0;
 }
@@ -631,12 +587,12 @@ k_pexi_config(struct rctx *c, const cJSON *v)
 	size_t n;
 
 	if (!cJSON_IsObject(v))
-		return rerr(c, "expected an object: the intercept runner's "
-		    "configuration, like {\"visits\": "
+		return recipe_err(c, "expected an object: the intercept "
+		    "runner's configuration, like {\"visits\": "
 		    "[\"http://example.com/\"]}");
 	text = cJSON_Print(v);
 	if (text == NULL)
-		return rnomem(c);
+		return recipe_nomem(c);
 	n = strlen(text);
 	s = rmem(c->r, n + 2);
 	if (s != NULL) {
@@ -647,412 +603,7 @@ k_pexi_config(struct rctx *c, const cJSON *v)
 		o->pexi_config_len = n + 1;
 	}
 	cJSON_free(text);
-	return s == NULL ? rnomem(c) : 0;
-}
-
-/* -------------------------------------------------------- operations */
-
-enum op_field {
-	F_CONTENT, F_MODE, F_OWNER, F_FROM, F_TARGET, F_LINE, F_INIT, F_CONF,
-	F_RUNLEVEL, F_N
-};
-
-#define FB(f)	(1u << (f))
-
-typedef int op_parse_fn(struct rctx *c, const cJSON *v,
-    struct content_op *op);
-
-/* A field that goes with an operation, and its parser. */
-struct op_field_info {
-	const char *name;
-	op_parse_fn *parse;
-};
-
-/*
- * An operation: its kind key (whose value is the path in the image, or
- * the service's name), the section it belongs in, the fields it takes
- * and those it needs (bits FB(F_...)).
- */
-struct op_kind {
-	const char *key;
-	enum content_kind kind;
-	int section;
-	op_parse_fn *parse;
-	unsigned fields, needs;
-};
-
-static int
-f_content(struct rctx *c, const cJSON *v, struct content_op *op)
-{
-	int r = copy_string(c, v, "a string", 1, &op->text);
-
-	op->textlen = r == 0 ? strlen(op->text) : 0;
-	return r;
-}
-
-static int
-f_mode(struct rctx *c, const cJSON *v, struct content_op *op)
-{
-	const char *s = cJSON_IsString(v) ? v->valuestring : "";
-	unsigned long m = 0;
-	size_t i, n = strlen(s);
-
-	for (i = 0; i < n && s[i] >= '0' && s[i] <= '7' && m <= 07777; i++)
-		m = m * 8 + (unsigned long)(s[i] - '0');
-	if (n == 0 || i < n || m > 07777)
-		return rerr(c, "expected an octal string like \"0644\" (at "
-		    "most \"7777\")");
-	op->mode = (uint32_t)m;
-	op->has_mode = 1;
-	return 0;
-}
-
-static int
-f_owner(struct rctx *c, const cJSON *v, struct content_op *op)
-{
-	const char *s = cJSON_IsString(v) ? v->valuestring : "";
-	const char *colon = strchr(s, ':');
-
-	if (colon == NULL ||
-	    dec_u32(s, (size_t)(colon - s), UINT32_MAX - 1, &op->uid) < 0 ||
-	    dec_u32(colon + 1, strlen(colon + 1), UINT32_MAX - 1,
-	    &op->gid) < 0)
-		return rerr(c, "expected \"UID:GID\", numbers, like "
-		    "\"0:0\"");
-	op->has_owner = 1;
-	return 0;
-}
-
-static int
-f_host(struct rctx *c, const cJSON *v, struct content_op *op)
-{
-	return host_path(c, v, &op->host);
-}
-
-static int
-f_conf(struct rctx *c, const cJSON *v, struct content_op *op)
-{
-	return host_path(c, v, &op->conf);
-}
-
-static int
-f_target(struct rctx *c, const cJSON *v, struct content_op *op)
-{
-	int r = copy_string(c, v, "a link target", 0, &op->text);
-
-	op->textlen = r == 0 ? strlen(op->text) : 0;
-	if (r == 0 && op->textlen > FS_SYMLINK_MAX)
-		return rerr(c, "a link target is at most %d bytes",
-		    FS_SYMLINK_MAX);
-	return r;
-}
-
-static int
-f_runlevel(struct rctx *c, const cJSON *v, struct content_op *op)
-{
-	const char *s;
-	int r = get_string(c, v, "a runlevel name, like \"default\"", &s);
-
-	if (r == 0 && !openrc_name_ok(s))
-		return rerr(c, "expected a runlevel name (not empty, no '/')");
-	return r < 0 ? r : copy_string(c, v, "", 0, &op->runlevel);
-}
-
-static const struct op_field_info op_fields[F_N] = {
-	[F_CONTENT] = { "content", f_content },
-	[F_MODE] = { "mode", f_mode },
-	[F_OWNER] = { "owner", f_owner },
-	[F_FROM] = { "from", f_host },
-	[F_TARGET] = { "target", f_target },
-	[F_LINE] = { "line", f_content },
-	[F_INIT] = { "init", f_host },
-	[F_CONF] = { "conf", f_conf },
-	[F_RUNLEVEL] = { "runlevel", f_runlevel },
-};
-
-/* A kind key's value: the path in the image the operation acts on. */
-static int
-k_image(struct rctx *c, const cJSON *v, struct content_op *op)
-{
-	return image_path(c, v, &op->path);
-}
-
-/* ... or the service it acts on. */
-static int
-k_service(struct rctx *c, const cJSON *v, struct content_op *op)
-{
-	const char *s;
-	int r = get_string(c, v, "a service name, like \"sshd\"", &s);
-
-	if (r == 0 && !openrc_name_ok(s))
-		return rerr(c, "expected a service name (not empty, no '/')");
-	op->path = "/etc/init.d";
-	return r < 0 ? r : copy_string(c, v, "", 0, &op->name);
-}
-
-static const struct op_kind op_kinds[] = {
-	{ "write", CONTENT_WRITE, SEC_FILES, k_image,
-	  FB(F_CONTENT) | FB(F_MODE) | FB(F_OWNER), FB(F_CONTENT) },
-	{ "upload", CONTENT_UPLOAD, SEC_FILES, k_image,
-	  FB(F_FROM), FB(F_FROM) },
-	{ "copy_in", CONTENT_COPY_IN, SEC_FILES, k_image,
-	  FB(F_FROM), FB(F_FROM) },
-	{ "tar_in", CONTENT_TAR_IN, SEC_FILES, k_image,
-	  FB(F_FROM), FB(F_FROM) },
-	{ "mkdir", CONTENT_MKDIR, SEC_FILES, k_image, 0, 0 },
-	{ "link", CONTENT_LINK, SEC_FILES, k_image,
-	  FB(F_TARGET), FB(F_TARGET) },
-	{ "chmod", CONTENT_CHMOD, SEC_FILES, k_image,
-	  FB(F_MODE), FB(F_MODE) },
-	{ "chown", CONTENT_CHOWN, SEC_FILES, k_image,
-	  FB(F_OWNER), FB(F_OWNER) },
-	{ "delete", CONTENT_DELETE, SEC_FILES, k_image, 0, 0 },
-	{ "append_line", CONTENT_APPEND_LINE, SEC_FILES, k_image,
-	  FB(F_LINE), FB(F_LINE) },
-	{ "touch", CONTENT_TOUCH, SEC_FILES, k_image, 0, 0 },
-	{ "service", CONTENT_SERVICE, SEC_SERVICES, k_service,
-	  FB(F_INIT) | FB(F_CONF) | FB(F_RUNLEVEL), FB(F_INIT) },
-	{ "enable", CONTENT_ENABLE, SEC_SERVICES, k_service,
-	  FB(F_RUNLEVEL), 0 },
-	{ "disable", CONTENT_DISABLE, SEC_SERVICES, k_service,
-	  FB(F_RUNLEVEL), 0 },
-};
-
-static const size_t op_nkinds = sizeof(op_kinds) / sizeof(op_kinds[0]);
-
-static const char *const sec_names[SEC_N] = { "files", "services" };
-
-static const struct op_kind *
-kind_of(const char *key)
-{
-	size_t i;
-
-	for (i = 0; i < op_nkinds; i++)
-		if (strcmp(op_kinds[i].key, key) == 0)
-			return &op_kinds[i];
-	return NULL;
-}
-
-static int
-field_of(const char *key)
-{
-	int f;
-
-	for (f = 0; f < F_N; f++)
-		if (strcmp(op_fields[f].name, key) == 0)
-			return f;
-	return -1;
-}
-
-/* The kind keys of section sec (or of every section, sec < 0). */
-static size_t
-kind_names(int sec, const char **names, size_t max)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < op_nkinds && n < max; i++)
-		if (sec < 0 || op_kinds[i].section == sec)
-			names[n++] = op_kinds[i].key;
-	return n;
-}
-
-/* An object with no kind key: a misspelt one, or none at all. */
-static int
-op_no_kind(struct rctx *c, const cJSON *o, int sec)
-{
-	const char *names[32], *near;
-	char list[PEP_ERR_MSGLEN];
-	const cJSON *v;
-	size_t n = kind_names(-1, names, 32), mark;
-	int r;
-
-	cJSON_ArrayForEach(v, o) {
-		near = field_of(v->string) < 0 ?
-		    nearest(v->string, names, n) : NULL;
-		if (near == NULL)
-			continue;
-		mark = path_key(c, v->string);
-		r = rerr(c, "unknown key (did you mean \"%s\"?)", near);
-		path_set(c, mark);
-		return r;
-	}
-	n = kind_names(sec, names, 32);
-	return rerr(c, "no operation (expected one of %s)",
-	    name_list(names, n, list, sizeof(list)));
-}
-
-/* The one kind key of object o. */
-static int
-op_kind_find(struct rctx *c, const cJSON *o, int sec,
-    const struct op_kind **kp)
-{
-	const struct op_kind *k;
-	const cJSON *v;
-	size_t mark;
-	int r;
-
-	*kp = NULL;
-	cJSON_ArrayForEach(v, o) {
-		k = kind_of(v->string);
-		if (k == NULL)
-			continue;
-		if (*kp == NULL) {
-			*kp = k;
-			continue;
-		}
-		if (k != *kp)
-			return rerr(c, "two operations in one object (\"%s\" "
-			    "and \"%s\"): give each its own", (*kp)->key,
-			    k->key);
-		mark = path_key(c, v->string);
-		r = rerr(c, "duplicate key");
-		path_set(c, mark);
-		return r;
-	}
-	return *kp != NULL ? 0 : op_no_kind(c, o, sec);
-}
-
-/* A key the operation k does not take. */
-static int
-op_not_field(struct rctx *c, const struct op_kind *k, const char *key)
-{
-	const char *names[F_N], *near;
-	char list[PEP_ERR_MSGLEN];
-	size_t n = 0;
-	int f;
-
-	for (f = 0; f < F_N; f++)
-		if (k->fields & FB(f))
-			names[n++] = op_fields[f].name;
-	near = nearest(key, names, n);
-	if (near != NULL)
-		return rerr(c, "unknown key (did you mean \"%s\"?)", near);
-	if (n == 0)
-		return rerr(c, "unknown key (\"%s\" takes nothing more)",
-		    k->key);
-	return rerr(c, "unknown key (\"%s\" takes %s)", k->key,
-	    name_list(names, n, list, sizeof(list)));
-}
-
-/* One key of an operation object whose kind is k. */
-static int
-op_key(struct rctx *c, const struct op_kind *k, const cJSON *v,
-    unsigned *seen, struct content_op *op)
-{
-	int f = field_of(v->string);
-
-	if (kind_of(v->string) == k)
-		return k->parse(c, v, op);
-	if (f < 0 || !(k->fields & FB(f)))
-		return op_not_field(c, k, v->string);
-	if (*seen & FB(f))
-		return rerr(c, "duplicate key");
-	*seen |= FB(f);
-	return op_fields[f].parse(c, v, op);
-}
-
-/* The keys of operation object o, whose kind is k, into op. */
-static int
-op_keys(struct rctx *c, const cJSON *o, const struct op_kind *k,
-    struct content_op *op)
-{
-	unsigned seen = 0, missing;
-	const cJSON *v;
-	size_t mark;
-	int r, f;
-
-	cJSON_ArrayForEach(v, o) {
-		mark = path_key(c, v->string);
-		r = op_key(c, k, v, &seen, op);
-		path_set(c, mark);
-		if (r < 0)
-			return r;
-	}
-	missing = k->needs & ~seen;
-	for (f = 0; f < F_N && missing != 0; f++) {
-		if (!(missing & FB(f)))
-			continue;
-		mark = path_add(c, ".%s", op_fields[f].name);
-		r = rerr(c, "missing (\"%s\" needs it)", k->key);
-		path_set(c, mark);
-		return r;
-	}
-	return 0;
-}
-
-static int
-ops_push(struct rctx *c, int sec, const struct content_op *op)
-{
-	struct opvec *s = &c->sec[sec];
-
-	if (vec_room((void **)&s->v, s->n, &s->cap, sizeof(*s->v)) < 0 ||
-	    vec_room((void **)&s->where, s->n, &s->capw,
-	    sizeof(*s->where)) < 0)
-		return rnomem(c);
-	s->where[s->n] = rjoin(c->r, c->path, NULL);
-	if (s->where[s->n] == NULL)
-		return rnomem(c);
-	s->v[s->n++] = *op;
-	return 0;
-}
-
-static int
-parse_op(struct rctx *c, const cJSON *o, int sec)
-{
-	const struct op_kind *k = NULL;
-	struct content_op op;
-	size_t mark;
-	int r;
-
-	if (!cJSON_IsObject(o))
-		return rerr(c, "expected an object naming one operation, "
-		    "like {\"%s\": ...}", sec == SEC_FILES ? "mkdir" :
-		    "enable");
-	r = op_kind_find(c, o, sec, &k);
-	if (r == 0 && k->section != sec) {
-		mark = path_key(c, k->key);
-		r = rerr(c, "\"%s\" goes in \"%s\", not \"%s\"", k->key,
-		    sec_names[k->section], sec_names[sec]);
-		path_set(c, mark);
-	}
-	if (r < 0)
-		return r;
-	memset(&op, 0, sizeof(op));
-	op.kind = k->kind;
-	r = op_keys(c, o, k, &op);
-	return r < 0 ? r : ops_push(c, sec, &op);
-}
-
-static int
-walk_ops(struct rctx *c, const cJSON *v, int sec)
-{
-	const cJSON *it;
-	size_t i = 0, mark;
-	int r;
-
-	if (!cJSON_IsArray(v))
-		return rerr(c, "expected an array of operations, like "
-		    "[{\"%s\": ...}]", sec == SEC_FILES ? "mkdir" : "enable");
-	cJSON_ArrayForEach(it, v) {
-		mark = path_add(c, "[%zu]", i++);
-		r = parse_op(c, it, sec);
-		path_set(c, mark);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int
-k_files(struct rctx *c, const cJSON *v)
-{
-	return walk_ops(c, v, SEC_FILES);
-}
-
-static int
-k_services(struct rctx *c, const cJSON *v)
-{
-	return walk_ops(c, v, SEC_SERVICES);
+	return s == NULL ? recipe_nomem(c) : 0;
 }
 
 /* ---------------------------------------------------------- the recipe */
@@ -1068,8 +619,8 @@ static const struct rkey top_keys[] = {
 	{ "root_partition", k_root_partition },
 	{ "pexi", k_pexi },
 	{ "pexi_config", k_pexi_config },
-	{ "files", k_files },
-	{ "services", k_services },
+	{ "files", recipe_ops_files },
+	{ "services", recipe_ops_services },
 	{ "description", k_description },
 };
 
@@ -1237,30 +788,6 @@ recipe_free(struct recipe *r)
 	free(r);
 }
 
-/* The operations of both sections into r: files, then services. */
-static int
-ctx_finish(struct rctx *c)
-{
-	struct recipe *r = c->r;
-	size_t n = c->sec[SEC_FILES].n + c->sec[SEC_SERVICES].n, i, k = 0;
-	int s;
-
-	r->ops = calloc(n ? n : 1, sizeof(*r->ops));
-	r->where = calloc(n ? n : 1, sizeof(*r->where));
-	if (r->ops == NULL || r->where == NULL)
-		return rnomem(c);
-	for (s = 0; s < SEC_N; s++) {
-		for (i = 0; i < c->sec[s].n; i++, k++) {
-			r->ops[k] = c->sec[s].v[i];
-			r->where[k] = c->sec[s].where[i];
-		}
-	}
-	r->nops = n;
-	r->o.ops = r->ops;
-	r->o.nops = n;
-	return 0;
-}
-
 int
 recipe_parse(const char *buf, size_t len, const char *name,
     const char *dir, struct recipe **rp, struct pep_err *e)
@@ -1276,18 +803,18 @@ recipe_parse(const char *buf, size_t len, const char *name,
 	c.r = calloc(1, sizeof(*c.r));
 	if (c.r == NULL)
 		return pep_errf(e, ENOMEM, "%s: out of memory", name);
-	c.r->name = rjoin(c.r, name, NULL);
+	c.r->name = recipe_join(c.r, name, NULL);
 	r = c.r->name != NULL ? text_parse(buf, len, name, &root, e) :
 	    pep_errf(e, ENOMEM, "%s: out of memory", name);
 	if (r == 0)
 		r = walk_object(&c, root, top_keys, NTOP_KEYS, "an object");
 	if (r == 0 && c.r->o.no_pexi && c.r->o.pexi_config != NULL) {
-		path_add(&c, ".pexi_config");
-		r = rerr(&c, "the runner's configuration, with \"pexi\": "
+		recipe_path_add(&c, ".pexi_config");
+		r = recipe_err(&c, "the runner's configuration, with \"pexi\": "
 		    "false (no runner to read it)");
 	}
 	if (r == 0)
-		r = ctx_finish(&c);
+		r = recipe_ops_finish(&c);
 	if (r < 0 && root != NULL)
 		r = name_error(e, name, ": ", r);
 	cJSON_Delete(root);
@@ -1437,39 +964,4 @@ recipe_merge(const struct recipe *r, struct bake_opts *o,
 	o->nops = n;
 	*opsp = ops;
 	return 0;
-}
-
-/* A host file an operation reads, and the field that names it. */
-static int
-check_one(const struct recipe *r, const char *where, const char *field,
-    const char *path, struct pep_err *e)
-{
-	if (path == NULL || access(path, R_OK) == 0)
-		return 0;
-	return pep_errf(e, PEP_EUSAGE, "%s: %s%s: %s: %s", r->name, where,
-	    field, path, strerror(errno));
-}
-
-int
-recipe_check_host(const struct recipe *r, int use_source,
-    struct pep_err *e)
-{
-	const struct content_op *op;
-	size_t i;
-	int rc = 0;
-
-	if (use_source)
-		rc = check_one(r, r->source_where, "", r->o.input, e);
-	for (i = 0; i < r->nops && rc == 0; i++) {
-		op = &r->ops[i];
-		if (op->kind == CONTENT_SERVICE) {
-			rc = check_one(r, r->where[i], ".init", op->host, e);
-			if (rc == 0)
-				rc = check_one(r, r->where[i], ".conf",
-				    op->conf, e);
-		} else {
-			rc = check_one(r, r->where[i], ".from", op->host, e);
-		}
-	}
-	return rc;
 }
