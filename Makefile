@@ -130,20 +130,24 @@ all: $(BUILD)/hostile
 $(BUILD)/hostile: tests/runner/hostile.c $(RUN_LIB) runner/runner.h
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(RUN_LIB) $(LDFLAGS) -pthread
 
+# The unit tests' header dependencies (tests/tap.h, tests/tapdata.h, the
+# module's own) are in $(BUILD)/tests/NAME.d (-MMD).
 $(PEPD_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(PEPD_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(PEPD_LIB) $(LDFLAGS) $(PEPD_LIBS)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(PEPD_LIB) $(LDFLAGS) \
+	    $(PEPD_LIBS)
 
 $(RUN_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(RUN_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(RUN_LIB) $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(RUN_LIB) $(LDFLAGS)
 
 $(PEPD_TOOL_BIN): $(BUILD)/%: tests/pepd-tools/%.c $(PEPD_LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(PEPD_LIB) $(LDFLAGS) $(PEPD_LIBS)
 
 $(UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c $(BAKE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BAKE_LIB) $(LDFLAGS) $(BAKE_LIBS)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(BAKE_LIB) $(LDFLAGS) \
+	    $(BAKE_LIBS)
 
 # ext4-grow is the grow on its own (bake/ext4_grow.c on a file, in place):
 # tests drive it, and bench-grow times it against resize2fs. It needs only
@@ -339,4 +343,4 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(wildcard $(BUILD)/bake/*.d $(BUILD)/common/*.d $(BUILD)/pepd-obj/*.d)
--include $(wildcard $(BUILD)/runner/*.d)
+-include $(wildcard $(BUILD)/runner/*.d $(BUILD)/tests/*.d)

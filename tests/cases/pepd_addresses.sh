@@ -4,13 +4,7 @@
 # globally reachable) and the host's own interface addresses, read at
 # start and followed through netlink, are refused unless allow_private
 # names them.
-if [ -z "${PEPD_NS:-}" ] && unshare -m -n true 2>/dev/null; then
-	PEPD_NS=1 exec unshare -m -n sh "$0" "$@"
-fi
-. "$(dirname "$0")/../lib.sh"
-. "$TOP/tests/pepd-tools/pepd-lib.sh"
-if [ -z "${PEPD_NS:-}" ]; then skip "needs unshare -m -n"; done_testing; exit; fi
-pepd_ns_setup
+. "$(dirname "$0")/../pepd-tools/ns.sh"
 # No dummy interfaces here: extra addresses on lo are local all the same.
 ip addr add 2001:1::4/128 dev lo nodad
 ip addr add 2001:100::1/128 dev lo nodad

@@ -5,13 +5,7 @@
 # by itself (2), frames that are not UTF-8 are bad_request and every line
 # stays valid UTF-8 JSON (5), and every request read is answered and
 # audited at SIGTERM, also past max_queue (9).
-if [ -z "${PEPD_NS:-}" ] && unshare -m -n true 2>/dev/null; then
-	PEPD_NS=1 exec unshare -m -n sh "$0" "$@"
-fi
-. "$(dirname "$0")/../lib.sh"
-. "$TOP/tests/pepd-tools/pepd-lib.sh"
-if [ -z "${PEPD_NS:-}" ]; then skip "needs unshare -m -n"; done_testing; exit; fi
-pepd_ns_setup
+. "$(dirname "$0")/../pepd-tools/ns.sh"
 
 origin_start HTTP --log "$PEP_TMP/origin.log"
 H=http://origin.test:$HTTP_PORT

@@ -2,13 +2,7 @@
 # pepd end to end against real HTTP, HTTPS and HTTP/2 origins on loopback:
 # CLI, fetches, decoding, hop-by-hop headers, binary bodies, 10 MiB,
 # limits, pipelining order, unix listener, audit lines, environment mode.
-if [ -z "${PEPD_NS:-}" ] && unshare -m -n true 2>/dev/null; then
-	PEPD_NS=1 exec unshare -m -n sh "$0" "$@"
-fi
-. "$(dirname "$0")/../lib.sh"
-. "$TOP/tests/pepd-tools/pepd-lib.sh"
-if [ -z "${PEPD_NS:-}" ]; then skip "needs unshare -m -n"; done_testing; exit; fi
-pepd_ns_setup
+. "$(dirname "$0")/../pepd-tools/ns.sh"
 
 # ---- CLI -------------------------------------------------------------
 expect_eq "--version" "$("$PEPD" --version)" "pepd 0.2.0"

@@ -4,13 +4,7 @@
 # normalised URL and its cache keys on everything OPA sees (4), request
 # header values up to the limit (7), response headers: bare CR, obs-fold,
 # trailers (8), no request headers added or dropped (10).
-if [ -z "${PEPD_NS:-}" ] && unshare -m -n true 2>/dev/null; then
-	PEPD_NS=1 exec unshare -m -n sh "$0" "$@"
-fi
-. "$(dirname "$0")/../lib.sh"
-. "$TOP/tests/pepd-tools/pepd-lib.sh"
-if [ -z "${PEPD_NS:-}" ]; then skip "needs unshare -m -n"; done_testing; exit; fi
-pepd_ns_setup
+. "$(dirname "$0")/../pepd-tools/ns.sh"
 
 origin_start HTTP --log "$PEP_TMP/origin.log"
 H=http://origin.test:$HTTP_PORT

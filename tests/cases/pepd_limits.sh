@@ -3,13 +3,7 @@
 # blocks the listener (70 idle connections under a 64-fd limit), idle
 # connections are closed, a global and a per-client cap answer
 # "overloaded" (and audit it), and the metrics count all of it.
-if [ -z "${PEPD_NS:-}" ] && unshare -m -n true 2>/dev/null; then
-	PEPD_NS=1 exec unshare -m -n sh "$0" "$@"
-fi
-. "$(dirname "$0")/../lib.sh"
-. "$TOP/tests/pepd-tools/pepd-lib.sh"
-if [ -z "${PEPD_NS:-}" ]; then skip "needs unshare -m -n"; done_testing; exit; fi
-pepd_ns_setup
+. "$(dirname "$0")/../pepd-tools/ns.sh"
 
 origin_start HTTP
 H=http://origin.test:$HTTP_PORT

@@ -4,13 +4,7 @@
 # (allow, deny, wildcard, deny wins, report mode), redirects to a denied
 # host, SIGHUP reloads (a broken policy keeps the old one), and OPA as the
 # decision point (allow, deny, undefined, cache, fail closed).
-if [ -z "${PEPD_NS:-}" ] && unshare -m -n true 2>/dev/null; then
-	PEPD_NS=1 exec unshare -m -n sh "$0" "$@"
-fi
-. "$(dirname "$0")/../lib.sh"
-. "$TOP/tests/pepd-tools/pepd-lib.sh"
-if [ -z "${PEPD_NS:-}" ]; then skip "needs unshare -m -n"; done_testing; exit; fi
-pepd_ns_setup
+. "$(dirname "$0")/../pepd-tools/ns.sh"
 
 origin_start HTTP
 P=$HTTP_PORT

@@ -9,13 +9,7 @@
 # exec by seccomp killing the fetcher). A SIGKILLed fetcher is noticed, its
 # in-flight requests answered upstream_error and audited, and a new one
 # started. Last, the systemd unit's hardening (systemd-analyze).
-if [ -z "${PEPD_NS:-}" ] && unshare -m -n true 2>/dev/null; then
-	PEPD_NS=1 exec unshare -m -n sh "$0" "$@"
-fi
-. "$(dirname "$0")/../lib.sh"
-. "$TOP/tests/pepd-tools/pepd-lib.sh"
-if [ -z "${PEPD_NS:-}" ]; then skip "needs unshare -m -n"; done_testing; exit; fi
-pepd_ns_setup
+. "$(dirname "$0")/../pepd-tools/ns.sh"
 
 origin_start HTTP
 H=http://origin.test:$HTTP_PORT

@@ -3,13 +3,7 @@
 # upstream errors and time-outs, overload, 1000 concurrent connections,
 # metrics, SIGUSR1 audit reopen, SIGTERM in the middle of load (every
 # answered request has its audit line).
-if [ -z "${PEPD_NS:-}" ] && unshare -m -n true 2>/dev/null; then
-	PEPD_NS=1 exec unshare -m -n sh "$0" "$@"
-fi
-. "$(dirname "$0")/../lib.sh"
-. "$TOP/tests/pepd-tools/pepd-lib.sh"
-if [ -z "${PEPD_NS:-}" ]; then skip "needs unshare -m -n"; done_testing; exit; fi
-pepd_ns_setup
+. "$(dirname "$0")/../pepd-tools/ns.sh"
 ulimit -n 8192 2>/dev/null
 
 origin_start HTTP

@@ -1,8 +1,9 @@
 # Helpers for pepd's shell cases (tests/cases/pepd_*.sh), sourced after
 # tests/lib.sh. Every case runs inside its own network and mount namespace
-# (each case re-execs itself under `unshare -m -n` first thing, then calls
-# pepd_ns_setup): only loopback exists, /etc/hosts maps the test names to
-# 127.0.0.1 and DNS points nowhere, so no test traffic leaves the machine.
+# (each case sources ns.sh first thing: it re-execs the case under
+# `unshare -m -n`, sources this file and calls pepd_ns_setup): only
+# loopback exists, /etc/hosts maps the test names to 127.0.0.1 and DNS
+# points nowhere, so no test traffic leaves the machine.
 
 # PEPD_BIN runs the cases against another pepd (the branch base, say).
 PEPD=${PEPD_BIN:-$TOP/$BUILD/pepd}

@@ -5,7 +5,6 @@
  * "PATH: " + the line in bad-NAME.err, and config_from_env reads
  * PEP_ALLOWED_DOMAINS and PEP_AUDIT_LOG.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,7 @@
 #include <unistd.h>
 
 #include "../../pepd/pepd.h"
-#include "../tap.h"
+#include "../tapdata.h"
 
 static void
 check_full(const struct pepd_config *c)
@@ -118,28 +117,21 @@ bad(const char *path, const char *name)
 static void
 files(const char *dir)
 {
-	char path[8300];
-	struct dirent *de;
-	size_t l, ng = 0, nb = 0;
-	DIR *d;
+	char path[8300], **names;
+	size_t n, i, ng = 0, nb = 0;
 
-	d = opendir(dir);
-	if (!tap_ok(d != NULL, "open %s", dir))
-		return;
-	while ((de = readdir(d)) != NULL) {
-		l = strlen(de->d_name);
-		if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (strncmp(de->d_name, "good-", 5) == 0) {
-			good(path, de->d_name);
+	names = tap_names(dir, ".json", &n);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (strncmp(names[i], "good-", 5) == 0) {
+			good(path, names[i]);
 			ng++;
-		} else if (strncmp(de->d_name, "bad-", 4) == 0) {
-			bad(path, de->d_name);
+		} else if (strncmp(names[i], "bad-", 4) == 0) {
+			bad(path, names[i]);
 			nb++;
 		}
 	}
-	closedir(d);
+	tap_names_free(names, n);
 	tap_ok(ng >= 4 && nb >= 30, "%zu good and %zu bad configs", ng, nb);
 }
 

@@ -87,9 +87,7 @@ vectors(const char *dir)
 	fp = tap_open_data(dir, "pepd", "ipc.tsv");
 	if (fp == NULL)
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#' || line[0] == '\n')
-			continue;
+	while (tap_line(line, sizeof(line), fp) != NULL) {
 		n = tap_split(line, f, MAXF);
 		if (n < 3) {
 			tap_ok(0, "bad data line '%s'", f[0]);

@@ -5,13 +5,12 @@
  * (url_parse refuses it). bad.tsv lists policies that must not load.
  */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../pepd/pepd.h"
-#include "../tap.h"
+#include "../tapdata.h"
 
 /* Load the policy part of a case file (up to the "--" line). */
 static struct policy *
@@ -92,45 +91,23 @@ case_file(const char *dir, const char *name)
 	if (!tap_ok(fp != NULL, "open %s", path))
 		return;
 	p = case_policy(fp, name);
-	while (p != NULL && fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#' || line[0] == '\n')
-			continue;
+	while (p != NULL && tap_line(line, sizeof(line), fp) != NULL)
 		case_line(p, line, name);
-	}
 	policy_free(p);
 	fclose(fp);
-}
-
-static int
-by_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void
 case_dir(const char *dir)
 {
-	char *names[64];
-	struct dirent *de;
-	size_t n = 0, i, l;
-	DIR *d;
+	char **names;
+	size_t n, i;
 
-	d = opendir(dir);
-	if (!tap_ok(d != NULL, "open %s", dir))
-		return;
-	while ((de = readdir(d)) != NULL && n < 64) {
-		l = strlen(de->d_name);
-		if (l > 5 && strcmp(de->d_name + l - 5, ".case") == 0)
-			names[n++] = strdup(de->d_name);
-	}
-	closedir(d);
-	qsort(names, n, sizeof(names[0]), by_name);
+	names = tap_names(dir, ".case", &n);
 	tap_ok(n >= 6, "%zu case files", n);
-	for (i = 0; i < n; i++) {
-		if (names[i] != NULL)
-			case_file(dir, names[i]);
-		free(names[i]);
-	}
+	for (i = 0; i < n; i++)
+		case_file(dir, names[i]);
+	tap_names_free(names, n);
 }
 
 static void
@@ -147,9 +124,7 @@ bad_file(const char *dir)
 	fp = fopen(path, "r");
 	if (!tap_ok(fp != NULL, "open %s", path))
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#')
-			continue;
+	while (tap_line(line, sizeof(line), fp) != NULL) {
 		line[strcspn(line, "\n")] = '\0';
 		tab = strchr(line, '\t');
 		if (tab == NULL)

@@ -12,6 +12,7 @@
 #include "../../common/base64.h"
 #include "../../pepd/pepd.h"
 #include "../tapdata.h"
+
 /* Undo "\xNN" escapes in place; returns the length. */
 static size_t
 unescape(char *s)
@@ -32,6 +33,23 @@ unescape(char *s)
 	}
 	s[o] = '\0';
 	return o;
+}
+
+/* A data line cut at its first tab: what follows it, or NULL (a failed
+ * check) if it has none. */
+static char *
+after_tab(char *line)
+{
+	char *tab;
+
+	line[strcspn(line, "\n")] = '\0';
+	tab = strchr(line, '\t');
+	if (tab == NULL) {
+		tap_ok(0, "bad data line '%s'", line);
+		return NULL;
+	}
+	*tab++ = '\0';
+	return tab;
 }
 
 static void
@@ -67,16 +85,9 @@ base64_file(const char *dir)
 	fp = tap_open_data(dir, "pepd", "base64.tsv");
 	if (fp == NULL)
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#')
+	while (tap_line(line, sizeof(line), fp) != NULL) {
+		if ((tab = after_tab(line)) == NULL)
 			continue;
-		line[strcspn(line, "\n")] = '\0';
-		tab = strchr(line, '\t');
-		if (tab == NULL) {
-			tap_ok(0, "bad data line '%s'", line);
-			continue;
-		}
-		*tab++ = '\0';
 		b64_line(line, tab);
 	}
 	fclose(fp);
@@ -143,16 +154,9 @@ requests_file(const char *dir)
 	fp = tap_open_data(dir, "pepd", "requests.tsv");
 	if (fp == NULL)
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#')
+	while (tap_line(line, sizeof(line), fp) != NULL) {
+		if ((tab = after_tab(line)) == NULL)
 			continue;
-		line[strcspn(line, "\n")] = '\0';
-		tab = strchr(line, '\t');
-		if (tab == NULL) {
-			tap_ok(0, "bad data line '%s'", line);
-			continue;
-		}
-		*tab++ = '\0';
 		unescape(tab);	/* "\xNN": raw bytes (invalid UTF-8) */
 		request_line(line, tab, &l);
 	}

@@ -48,9 +48,7 @@ classify_file(const char *dir)
 	fp = tap_open_data(dir, "pepd", "ssrf.tsv");
 	if (fp == NULL)
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#' || line[0] == '\n')
-			continue;
+	while (tap_line(line, sizeof(line), fp) != NULL) {
 		if (tap_split(line, f, MAXF) != 2 ||
 		    to_sa(f[0], &ss, &len) < 0) {
 			tap_ok(0, "bad data line '%s'", f[0]);
@@ -109,9 +107,7 @@ allow_file(const char *dir)
 	fp = tap_open_data(dir, "pepd", "ssrf_allow.tsv");
 	if (fp == NULL)
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#' || line[0] == '\n')
-			continue;
+	while (tap_line(line, sizeof(line), fp) != NULL) {
 		k = tap_split(line, f, MAXF);
 		if ((k != 3 && k != 4) || to_sa(f[1], &ss, &len) < 0) {
 			tap_ok(0, "bad data line '%s'", f[0]);
@@ -140,9 +136,7 @@ cidr_file(const char *dir)
 	fp = tap_open_data(dir, "pepd", "cidr.tsv");
 	if (fp == NULL)
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#' || line[0] == '\n')
-			continue;
+	while (tap_line(line, sizeof(line), fp) != NULL) {
 		if (tap_split(line, f, MAXF) != 2) {
 			tap_ok(0, "bad data line '%s'", f[0]);
 			continue;

@@ -50,9 +50,7 @@ url_file(const char *dir)
 	fp = tap_open_data(dir, "pepd", "url.tsv");
 	if (fp == NULL)
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#' || line[0] == '\n')
-			continue;
+	while (tap_line(line, sizeof(line), fp) != NULL) {
 		url_line(f, tap_split(line, f, MAXF));
 	}
 	fclose(fp);
@@ -68,9 +66,7 @@ host_file(const char *dir)
 	fp = tap_open_data(dir, "pepd", "host.tsv");
 	if (fp == NULL)
 		return;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (line[0] == '#' || line[0] == '\n')
-			continue;
+	while (tap_line(line, sizeof(line), fp) != NULL) {
 		if (tap_split(line, f, MAXF) != 2) {
 			tap_ok(0, "bad data line '%s'", f[0]);
 			continue;

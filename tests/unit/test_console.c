@@ -3,7 +3,6 @@
  * NAME.KIND.out with consoles {"hvc0"} (and .out must stay as it is),
  * plus inline cases with two consoles and the argument checks.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +30,7 @@ same(enum console_file kind, const char *in, size_t inlen,
 
 	r = console_rewrite(kind, in, inlen, cons, ncons, &out, &outlen,
 	    &changed, NULL);
-	ok = r == 0 && outlen == wantlen && memcmp(out, want, wantlen) == 0 &&
-	    changed == (inlen != wantlen || memcmp(in, want, inlen) != 0);
-	if (!ok && r == 0)
-		printf("# got (%zu bytes):\n%.*s\n# end\n", outlen, (int)outlen,
-		    out);
+	ok = tap_rewrote(r, out, outlen, changed, in, inlen, want, wantlen);
 	free(out);
 	return ok;
 }
@@ -63,13 +58,20 @@ kind_of(const char *file, enum console_file *kind)
 	return -1;
 }
 
+/* tap_golden's same: arg is the kind; the console is hvc0. */
+static int
+same_hvc0(void *arg, const char *in, size_t inlen, const char *want,
+    size_t wantlen)
+{
+	static const char *const hvc[] = { "hvc0" };
+
+	return same(*(enum console_file *)arg, in, inlen, hvc, 1, want,
+	    wantlen);
+}
+
 static void
 one_case(const char *dir, const char *file)
 {
-	static const char *const hvc[] = { "hvc0" };
-	char pin[4096], pout[4096];
-	char *in = NULL, *out = NULL;
-	size_t inlen = 0, outlen = 0;
 	enum console_file kind = CONSOLE_GRUB_CFG;
 	int k = kind_of(file, &kind);
 
@@ -77,56 +79,16 @@ one_case(const char *dir, const char *file)
 		return;
 	if (!tap_ok(k > 0, "%s: known kind", file))
 		return;
-	if (snprintf(pin, sizeof(pin), "%s/%s", dir, file) >=
-	    (int)sizeof(pin) - 1)
-		return;
-	snprintf(pout, sizeof(pout), "%.*s.out", (int)strlen(pin) - 3, pin);
-	in = tap_slurp(pin, &inlen);
-	out = tap_slurp(pout, &outlen);
-	if (tap_ok(in != NULL && out != NULL, "%s: .in and .out read", file)) {
-		tap_ok(same(kind, in, inlen, hvc, 1, out, outlen), "%s", file);
-		tap_ok(same(kind, out, outlen, hvc, 1, out, outlen),
-		    "%s: .out is a fixed point", file);
-	}
-	free(in);
-	free(out);
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	tap_golden(dir, file, same_hvc0, &kind);
 }
 
 static void
 data_cases(const char *top)
 {
 	char dir[4096];
-	char **names = NULL, **nn;
-	size_t n = 0, i;
-	struct dirent *de;
-	DIR *d;
 
 	snprintf(dir, sizeof(dir), "%s/console", top);
-	d = opendir(dir);
-	if (!tap_ok(d != NULL, "open %s", dir))
-		return;
-	while ((de = readdir(d)) != NULL) {
-		nn = realloc(names, (n + 1) * sizeof(*names));
-		if (nn == NULL)
-			break;
-		names = nn;
-		names[n] = strdup(de->d_name);
-		if (names[n] != NULL)
-			n++;
-	}
-	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_str);
-	for (i = 0; i < n; i++) {
-		one_case(dir, names[i]);
-		free(names[i]);
-	}
-	free(names);
+	tap_each(dir, ".in", one_case);
 }
 
 #define S(x) x, sizeof(x) - 1

@@ -6,7 +6,6 @@
  * Then recipe_merge (flags over the recipe, flag operations after its)
  * and recipe_load (the recipe's directory, unreadable files).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,41 +181,13 @@ out:
 	free(want_path);
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void
 data_cases(const char *top)
 {
 	char dir[4096];
-	char **names = NULL, **nn;
-	size_t n = 0, i;
-	struct dirent *de;
-	DIR *dp;
 
 	snprintf(dir, sizeof(dir), "%s/recipe", top);
-	dp = opendir(dir);
-	if (!tap_ok(dp != NULL, "open %s", dir))
-		return;
-	while ((de = readdir(dp)) != NULL) {
-		nn = realloc(names, (n + 1) * sizeof(*names));
-		if (nn == NULL)
-			break;
-		names = nn;
-		names[n] = strdup(de->d_name);
-		if (names[n] != NULL)
-			n++;
-	}
-	closedir(dp);
-	qsort(names, n, sizeof(*names), cmp_str);
-	for (i = 0; i < n; i++) {
-		one_case(dir, names[i]);
-		free(names[i]);
-	}
-	free(names);
+	tap_each(dir, ".json", one_case);
 }
 
 static struct recipe *
