@@ -51,7 +51,8 @@ BAKE_LIB_SRC = bake/img.c bake/img_raw.c bake/img_vhd.c bake/img_qcow2.c \
 	bake/ext4_quota.c bake/ext4_fsdir.c bake/ext4_inode.c bake/ext4_dir.c \
 	bake/ext4_data.c bake/fsdir.c bake/content.c \
 	bake/tree.c bake/archive.c bake/setup.c bake/openrc.c \
-	bake/pexi.c bake/recipe.c bake/recipe_ops.c
+	bake/pexi.c bake/recipe.c bake/recipe_ops.c \
+	bake/recipe_parse.c
 BAKE_MAIN = bake/pep-bake.c
 
 PEPD_LIB_SRC = common/frame.c common/base64.c \

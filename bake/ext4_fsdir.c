@@ -5,11 +5,11 @@
  * entries change), with nanoseconds as given: two runs on identical input
  * write identical bytes.
  *
- * This file holds the ops table, the glue its files share (the handle,
- * failures, the read-only check) and the small ops: the root, readlink
- * and extended attributes. The others are ext4_inode.c (inodes: made,
- * their metadata, freed), ext4_dir.c (directory entries) and ext4_data.c
- * (file data).
+ * This file holds the ops table and the small ops: the root, readlink,
+ * extended attributes, and a node made (a new inode, linked). The others
+ * are ext4_inode.c (inodes: made, their metadata, freed), ext4_dir.c
+ * (directory entries) and ext4_data.c (file data); the glue they share
+ * (the handle, failures, the read-only check) is inline in ext4_priv.h.
  */
 #include <errno.h>
 #include <string.h>
@@ -17,47 +17,6 @@
 #include <et/com_err.h>
 
 #include "ext4_priv.h"
-
-struct ext4 *
-ext4_of(struct fsdir *d)
-{
-	return d->priv;
-}
-
-ext2_filsys
-ext4_fs_of(struct fsdir *d)
-{
-	return ext4_of(d)->fs;
-}
-
-/* A libext2fs failure: named by the writer's subject if it set one. */
-int
-ext4_fsdir_err(struct fsdir *d, struct pep_err *e, errcode_t err,
-    const char *name, const char *what)
-{
-	return ext4_lib_err(ext4_of(d), e, err,
-	    d->subject != NULL ? d->subject : name, what);
-}
-
-/*
- * Every change starts here: refused on a read-only handle, and it makes
- * the quota usage stale (ext4_close counts it again). From the first
- * one on, metadata blocks are cached (ext4_io.c): the grow, which writes
- * around libext2fs, is over by then.
- */
-int
-ext4_fsdir_change(struct fsdir *d, const char *name, struct pep_err *e)
-{
-	struct ext4 *x = ext4_of(d);
-
-	if (!x->rw)
-		return pep_errf(e, PEP_EUSAGE, "%s: %s: filesystem opened "
-		    "read-only", d->label, name);
-	if (!x->changed)
-		ext4_io_cache(x->fs->io);
-	x->changed = 1;
-	return 0;
-}
 
 static uint64_t
 x_root(struct fsdir *d)
@@ -164,12 +123,43 @@ x_set_xattr(struct fsdir *d, uint64_t node, const char *name,
 	return 0;
 }
 
+/* A node made: a new inode (ext4_inode.c), linked into dir. */
+static int
+x_make(struct fsdir *d, uint64_t dir, const char *name,
+    const struct fs_meta *m, const char *target, struct fs_node *n,
+    struct pep_err *e)
+{
+	struct ext2_inode_large li;
+	ext2_ino_t ino;
+	errcode_t err;
+	int r;
+
+	r = ext4_fsdir_change(d, name, e);
+	if (r == 0)
+		r = ext4_inode_new(d, (ext2_ino_t)dir, name, m, target, &ino,
+		    e);
+	if (r < 0)
+		return r;
+	err = ext4_dir_add(ext4_fs_of(d), (ext2_ino_t)dir, name, ino,
+	    ext4_dir_filetype(m->mode));
+	if (err != 0)
+		return ext4_fsdir_err(d, e, err, name,
+		    LINUX_S_ISDIR(m->mode) ? "making directory" :
+		    LINUX_S_ISLNK(m->mode) ? "making symlink" : "making");
+	r = ext4_inode_touch_dir(d, (ext2_ino_t)dir, e);
+	if (r == 0)
+		r = ext4_inode_read(d, ino, &li, e);
+	if (r == 0)
+		ext4_inode_node(ino, (struct ext2_inode *)&li, n);
+	return r;
+}
+
 const struct fsdir_ops ext4_fsdir_ops = {
 	.name = "ext4",
 	.root = x_root,
 	.lookup = ext4_dir_lookup,
 	.readlink = x_readlink,
-	.make = ext4_inode_make,
+	.make = x_make,
 	.link = ext4_dir_link,
 	.unlink = ext4_dir_unlink,
 	.write = ext4_data_write,

@@ -1,8 +1,8 @@
 /*
  * The ext4 fsdir backend's inodes (ext4_fsdir.c has the ops table): read
- * and written whole, their timestamps and metadata, a node made (a new
- * inode, linked into its directory), and an inode freed with its blocks
- * when it loses its last link.
+ * and written whole, their timestamps and metadata, a new one made
+ * (ext4_fsdir.c links it), and an inode freed with its blocks when it
+ * loses its last link.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -187,8 +187,6 @@ x_make_dir(struct fsdir *d, ext2_ino_t dir, const char *name,
 	err = ext2fs_new_inode(fs, dir, LINUX_S_IFDIR | 0755, 0, ino);
 	if (err == 0)
 		err = ext2fs_mkdir(fs, dir, *ino, NULL);
-	if (err == 0)
-		err = ext4_dir_add(fs, dir, name, *ino, EXT2_FT_DIR);
 	if (err != 0)
 		return ext4_fsdir_err(d, e, err, name, "making directory");
 	return 0;
@@ -204,14 +202,12 @@ x_make_symlink(struct fsdir *d, ext2_ino_t dir, const char *name,
 	err = ext2fs_new_inode(fs, dir, LINUX_S_IFLNK | 0777, 0, ino);
 	if (err == 0)
 		err = ext2fs_symlink(fs, dir, *ino, NULL, target);
-	if (err == 0)
-		err = ext4_dir_add(fs, dir, name, *ino, EXT2_FT_SYMLINK);
 	if (err != 0)
 		return ext4_fsdir_err(d, e, err, name, "making symlink");
 	return 0;
 }
 
-/* A regular file, device, FIFO or socket: a fresh inode, linked. */
+/* A regular file, device, FIFO or socket: a fresh inode. */
 static int
 x_make_other(struct fsdir *d, ext2_ino_t dir, const char *name,
     const struct fs_meta *m, ext2_ino_t *ino, struct pep_err *e)
@@ -223,9 +219,6 @@ x_make_other(struct fsdir *d, ext2_ino_t dir, const char *name,
 	int r;
 
 	err = ext2fs_new_inode(fs, dir, (int)m->mode, 0, ino);
-	if (err == 0)
-		err = ext4_dir_add(fs, dir, name, *ino,
-		    ext4_dir_filetype(m->mode));
 	if (err != 0)
 		return ext4_fsdir_err(d, e, err, name, "making");
 	ext2fs_inode_alloc_stats2(fs, *ino, +1, 0);
@@ -259,37 +252,32 @@ x_make_other(struct fsdir *d, ext2_ino_t dir, const char *name,
 	return r;
 }
 
+/*
+ * A new inode for a node named name (for messages) in dir, made as m
+ * says (target: a symlink's), not yet linked: ext4_fsdir.c links it.
+ */
 int
-ext4_inode_make(struct fsdir *d, uint64_t dir, const char *name,
-    const struct fs_meta *m, const char *target, struct fs_node *n,
+ext4_inode_new(struct fsdir *d, ext2_ino_t dir, const char *name,
+    const struct fs_meta *m, const char *target, ext2_ino_t *ino,
     struct pep_err *e)
 {
 	struct ext2_inode_large li;
-	ext2_ino_t ino = 0;
 	int r;
 
-	r = ext4_fsdir_change(d, name, e);
-	if (r < 0)
-		return r;
+	*ino = 0;
 	if (LINUX_S_ISDIR(m->mode))
-		r = x_make_dir(d, (ext2_ino_t)dir, name, &ino, e);
+		r = x_make_dir(d, dir, name, ino, e);
 	else if (LINUX_S_ISLNK(m->mode))
-		r = x_make_symlink(d, (ext2_ino_t)dir, name, target, &ino, e);
+		r = x_make_symlink(d, dir, name, target, ino, e);
 	else
-		r = x_make_other(d, (ext2_ino_t)dir, name, m, &ino, e);
+		r = x_make_other(d, dir, name, m, ino, e);
 	if (r == 0 && (LINUX_S_ISDIR(m->mode) || LINUX_S_ISLNK(m->mode))) {
-		r = ext4_inode_read(d, ino, &li, e);
+		r = ext4_inode_read(d, *ino, &li, e);
 		if (r == 0) {
 			x_apply_meta(d, &li, m);
-			r = ext4_inode_write(d, ino, &li, e);
+			r = ext4_inode_write(d, *ino, &li, e);
 		}
 	}
-	if (r == 0)
-		r = ext4_inode_touch_dir(d, (ext2_ino_t)dir, e);
-	if (r == 0)
-		r = ext4_inode_read(d, ino, &li, e);
-	if (r == 0)
-		ext4_inode_node(ino, (struct ext2_inode *)&li, n);
 	return r;
 }
 

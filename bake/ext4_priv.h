@@ -35,14 +35,49 @@ int ext4_lib_err(struct ext4 *x, struct pep_err *e, errcode_t err,
  * (each function's comment is at its definition).
  */
 
-/* ext4_fsdir.c: the ops table and the glue */
-struct ext4 *ext4_of(struct fsdir *d);
-ext2_filsys ext4_fs_of(struct fsdir *d);
-int ext4_fsdir_err(struct fsdir *d, struct pep_err *e, errcode_t err,
-    const char *name, const char *what);
-int ext4_fsdir_change(struct fsdir *d, const char *name, struct pep_err *e);
+/* The glue of the four files: the handle, failures, the read-only check. */
+static inline struct ext4 *
+ext4_of(struct fsdir *d)
+{
+	return d->priv;
+}
 
-/* ext4_inode.c: inodes, made and freed; the ops make and set_meta */
+static inline ext2_filsys
+ext4_fs_of(struct fsdir *d)
+{
+	return ext4_of(d)->fs;
+}
+
+/* A libext2fs failure: named by the writer's subject if it set one. */
+static inline int
+ext4_fsdir_err(struct fsdir *d, struct pep_err *e, errcode_t err,
+    const char *name, const char *what)
+{
+	return ext4_lib_err(ext4_of(d), e, err,
+	    d->subject != NULL ? d->subject : name, what);
+}
+
+/*
+ * Every change starts here: refused on a read-only handle, and it makes
+ * the quota usage stale (ext4_close counts it again). From the first
+ * one on, metadata blocks are cached (ext4_io.c): the grow, which writes
+ * around libext2fs, is over by then.
+ */
+static inline int
+ext4_fsdir_change(struct fsdir *d, const char *name, struct pep_err *e)
+{
+	struct ext4 *x = ext4_of(d);
+
+	if (!x->rw)
+		return pep_errf(e, PEP_EUSAGE, "%s: %s: filesystem opened "
+		    "read-only", d->label, name);
+	if (!x->changed)
+		ext4_io_cache(x->fs->io);
+	x->changed = 1;
+	return 0;
+}
+
+/* ext4_inode.c: inodes, made and freed; the op set_meta */
 int ext4_inode_read(struct fsdir *d, ext2_ino_t ino,
     struct ext2_inode_large *li, struct pep_err *e);
 int ext4_inode_write(struct fsdir *d, ext2_ino_t ino,
@@ -56,8 +91,8 @@ errcode_t ext4_inode_free_last(ext2_filsys fs, ext2_ino_t ino, blk64_t from,
     blk64_t to);
 int ext4_inode_free(struct fsdir *d, ext2_ino_t ino,
     struct ext2_inode_large *li, struct pep_err *e);
-int ext4_inode_make(struct fsdir *d, uint64_t dir, const char *name,
-    const struct fs_meta *m, const char *target, struct fs_node *n,
+int ext4_inode_new(struct fsdir *d, ext2_ino_t dir, const char *name,
+    const struct fs_meta *m, const char *target, ext2_ino_t *ino,
     struct pep_err *e);
 int ext4_inode_set_meta(struct fsdir *d, uint64_t node, unsigned what,
     const struct fs_meta *m, struct pep_err *e);

@@ -1,6 +1,6 @@
 /*
- * Inside the recipe module (recipe.c and recipe_ops.c only): the
- * parser's state and what its two files share. Everyone else sees
+ * Inside the recipe module (recipe.c, recipe_ops.c, recipe_parse.c
+ * only): the parser's state and what its files share. Everyone else sees
  * recipe.h.
  */
 #ifndef PEP_RECIPE_PRIV_H
@@ -22,6 +22,12 @@ struct opvec {
 	size_t n, cap, capw;
 };
 
+/* Every string a recipe holds: one allocation each, freed together. */
+struct recipe_mem {
+	struct recipe_mem *next;
+	char s[];
+};
+
 /* Where the parser is: the recipe it fills and the value at hand. */
 struct rctx {
 	struct recipe *r;
@@ -33,10 +39,12 @@ struct rctx {
 };
 
 /*
- * recipe.c: the parser's tools (strings, the JSON path, errors,
+ * recipe_parse.c: the parser's tools (strings, the JSON path, errors,
  * suggestions, values); each function's comment is at its definition.
  */
+char *recipe_alloc(struct recipe *r, size_t n);
 char *recipe_join(struct recipe *r, const char *a, const char *b);
+const char *recipe_shown(const char *s, char *buf, size_t n);
 size_t recipe_path_add(struct rctx *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 size_t recipe_path_key(struct rctx *c, const char *key);
