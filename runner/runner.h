@@ -211,8 +211,6 @@ int vu_feed(struct vu_dev *d, const uint8_t *data, size_t len,
 int vu_handle(struct vu_dev *d, uint32_t req, uint32_t flags,
     const uint8_t *p, uint32_t size);
 size_t vu_need(const struct vu_dev *d);
-void *vu_gpa(const struct vu_mem *m, uint64_t gpa, uint64_t len);
-void *vu_uaddr(const struct vu_mem *m, uint64_t ua, uint64_t len);
 void vu_close_fds(struct vu_dev *d);
 
 /* --- virtq.c --------------------------------------------------------- */

@@ -140,39 +140,6 @@ vu_reset(struct vu_dev *d)
 	d->have = 0;
 }
 
-/* Host pointer for [a, a+len) in one region, NULL when outside. */
-static void *
-mem_lookup(const struct vu_mem *m, uint64_t a, uint64_t len, int user)
-{
-	const struct vu_region *r;
-	uint64_t base, off;
-	unsigned i;
-
-	for (i = 0; i < m->n; i++) {
-		r = &m->r[i];
-		base = user ? r->uaddr : r->gpa;
-		if (a < base || r->host == NULL)
-			continue;
-		off = a - base;
-		if (off >= r->size || len > r->size - off)
-			continue;
-		return r->host + off;
-	}
-	return NULL;
-}
-
-void *
-vu_gpa(const struct vu_mem *m, uint64_t gpa, uint64_t len)
-{
-	return mem_lookup(m, gpa, len, 0);
-}
-
-void *
-vu_uaddr(const struct vu_mem *m, uint64_t ua, uint64_t len)
-{
-	return mem_lookup(m, ua, len, 1);
-}
-
 static int
 reply(struct vu_dev *d, uint32_t req, const void *p, uint32_t size)
 {

@@ -59,6 +59,39 @@ wr32(volatile uint8_t *p, uint32_t v)
 	memcpy((void *)p, &v, sizeof(v));
 }
 
+/* Host pointer for [a, a+len) in one region, NULL when outside. */
+static void *
+vq_lookup(const struct vu_mem *m, uint64_t a, uint64_t len, int user)
+{
+	const struct vu_region *r;
+	uint64_t base, off;
+	unsigned i;
+
+	for (i = 0; i < m->n; i++) {
+		r = &m->r[i];
+		base = user ? r->uaddr : r->gpa;
+		if (a < base || r->host == NULL)
+			continue;
+		off = a - base;
+		if (off >= r->size || len > r->size - off)
+			continue;
+		return r->host + off;
+	}
+	return NULL;
+}
+
+static void *
+vq_gpa(const struct vu_mem *m, uint64_t gpa, uint64_t len)
+{
+	return vq_lookup(m, gpa, len, 0);
+}
+
+static void *
+vq_uaddr(const struct vu_mem *m, uint64_t ua, uint64_t len)
+{
+	return vq_lookup(m, ua, len, 1);
+}
+
 int
 virtq_map(struct virtq *q, const struct vu_mem *m)
 {
@@ -67,9 +100,9 @@ virtq_map(struct virtq *q, const struct vu_mem *m)
 	q->desc = q->avail = q->used = NULL;
 	if (n == 0 || q->desc_ua == 0 || m->n == 0)
 		return 0;	/* not ready yet; mapped again later */
-	q->desc = vu_uaddr(m, q->desc_ua, 16 * n);
-	q->avail = vu_uaddr(m, q->avail_ua, 6 + 2 * n);
-	q->used = vu_uaddr(m, q->used_ua, 6 + 8 * n);
+	q->desc = vq_uaddr(m, q->desc_ua, 16 * n);
+	q->avail = vq_uaddr(m, q->avail_ua, 6 + 2 * n);
+	q->used = vq_uaddr(m, q->used_ua, 6 + 8 * n);
 	if (q->desc == NULL || q->avail == NULL || q->used == NULL) {
 		q->desc = q->avail = q->used = NULL;
 		return -EFAULT;
@@ -88,7 +121,7 @@ chain_add(struct vq_chain *c, const struct vu_mem *m, uint64_t addr,
 		return -E2BIG;
 	if (!writable && c->nin > 0)
 		return -EPROTO;		/* readable after writable */
-	p = vu_gpa(m, addr, len);
+	p = vq_gpa(m, addr, len);
 	if (p == NULL && len > 0)
 		return -EFAULT;
 	s = &c->seg[c->nout + c->nin];
