@@ -38,10 +38,14 @@ reproducible() {
 
 # pep-bake(1): the output is flushed to disk before it is named, and
 # `eatmydata pep-bake` skips every flush (a throwaway CI machine) for the
-# same bytes. The flushes are counted as the kernel sees them.
+# same bytes. The flushes are counted as the kernel sees them. (For the
+# sanitizer build: LeakSanitizer cannot run under ptrace, and ASan wants
+# to be the first library, not eatmydata.)
 flushes() {	# OUT CMD...: how many flush system calls CMD made
 	_o=$1; shift
-	strace -f -qq -e trace=fsync,fdatasync,sync_file_range,syncfs,sync \
+	_asan=${ASAN_OPTIONS:-}:detect_leaks=0:verify_asan_link_order=0
+	ASAN_OPTIONS=$_asan strace -f -qq \
+	    -e trace=fsync,fdatasync,sync_file_range,syncfs,sync \
 	    -o "$PEP_TMP/flush.st" "$@" -q "$IN" -o "$_o" --size 1G \
 	    >/dev/null 2>"$PEP_TMP/flush.err" ||
 	    { echo "#   $(head -1 "$PEP_TMP/flush.err")"; echo failed; return; }
