@@ -489,6 +489,22 @@ x_uninline(struct fsdir *d, ext2_ino_t ino, uint64_t isize,
 	return r;
 }
 
+/* A change to ino's data starts here: the change noted, the inode read. */
+static int
+x_data_begin(struct fsdir *d, ext2_ino_t ino, struct ext2_inode *in,
+    struct pep_err *e)
+{
+	errcode_t err;
+	int r = ext4_fsdir_change(d, "data", e);
+
+	if (r < 0)
+		return r;
+	err = ext2fs_read_inode(ext4_fs_of(d), ino, in);
+	if (err != 0)
+		return ext4_fsdir_err(d, e, err, "inode", "reading");
+	return 0;
+}
+
 int
 ext4_data_write(struct fsdir *d, uint64_t node, uint64_t off, const void *buf,
     size_t len, struct pep_err *e)
@@ -497,7 +513,6 @@ ext4_data_write(struct fsdir *d, uint64_t node, uint64_t off, const void *buf,
 	struct x_wr w = { d, ino, 0, 0 };
 	struct ext2_inode in;
 	uint64_t end = off + len;
-	errcode_t err;
 	int r;
 
 	if (len == 0)
@@ -505,12 +520,9 @@ ext4_data_write(struct fsdir *d, uint64_t node, uint64_t off, const void *buf,
 	if (len > UINT_MAX || off > UINT64_MAX - len)
 		return pep_errf(e, EFBIG, "%s: a write of %zu bytes at %llu",
 		    d->label, len, (unsigned long long)off);
-	r = ext4_fsdir_change(d, "data", e);
+	r = x_data_begin(d, ino, &in, e);
 	if (r < 0)
 		return r;
-	err = ext2fs_read_inode(ext4_fs_of(d), ino, &in);
-	if (err != 0)
-		return ext4_fsdir_err(d, e, err, "inode", "reading");
 	w.old_size = EXT2_I_SIZE(&in);
 	if (in.i_flags & EXT4_INLINE_DATA_FL) {
 		if (end <= X_INLINE_MAX && w.old_size <= X_INLINE_MAX)
@@ -540,12 +552,9 @@ ext4_data_truncate(struct fsdir *d, uint64_t node, uint64_t size,
 	uint64_t bs;
 	int r;
 
-	r = ext4_fsdir_change(d, "data", e);
+	r = x_data_begin(d, ino, &in, e);
 	if (r < 0)
 		return r;
-	err = ext2fs_read_inode(ext4_fs_of(d), ino, &in);
-	if (err != 0)
-		return ext4_fsdir_err(d, e, err, "inode", "reading");
 	/*
 	 * The size a copy leaves after writing to the end: only blocks past
 	 * it (preallocated) to free; ext2fs_file_set_size2 would also read

@@ -195,6 +195,14 @@ ext4_dir_link(struct fsdir *d, uint64_t dir, const char *name, uint64_t node,
 	return r;
 }
 
+/* An entry that names nothing of its own: a free slot, "." or "..". */
+static int
+x_dirent_none(const struct ext2_dir_entry *de, int len)
+{
+	return de->inode == 0 || (len == 1 && de->name[0] == '.') ||
+	    (len == 2 && de->name[0] == '.' && de->name[1] == '.');
+}
+
 /* 1 if directory ino holds nothing but "." and "..". */
 static int
 x_dir_empty_cb(struct ext2_dir_entry *de, int off, int bs, char *buf,
@@ -205,8 +213,7 @@ x_dir_empty_cb(struct ext2_dir_entry *de, int off, int bs, char *buf,
 	(void)off;
 	(void)bs;
 	(void)buf;
-	if (de->inode == 0 || (len == 1 && de->name[0] == '.') ||
-	    (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
+	if (x_dirent_none(de, len))
 		return 0;
 	*empty = 0;
 	return DIRENT_ABORT;
@@ -289,8 +296,7 @@ x_iter_cb(struct ext2_dir_entry *de, int off, int bs, char *buf, void *priv)
 	(void)off;
 	(void)bs;
 	(void)buf;
-	if (de->inode == 0 || (len == 1 && de->name[0] == '.') ||
-	    (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
+	if (x_dirent_none(de, len))
 		return 0;
 	memcpy(name, de->name, (size_t)len);
 	name[len] = '\0';
